@@ -1,0 +1,257 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// pending is one request whose answer the writer owes, in request order.
+type pending struct {
+	corr    int32
+	key     int16
+	version int16
+	start   time.Time
+	// done, when non-nil, is closed once the work behind the answer ends.
+	done <-chan struct{}
+	// answer builds the response once done is closed; a nil response
+	// means none is sent (acks=0 produce).
+	answer func() kmsg.Response
+	// frame is the request's buffer, recycled once the answer is built.
+	frame *[]byte
+}
+
+// clientConn is one producer connection.
+type clientConn struct {
+	s     *Server
+	nc    net.Conn
+	log   zerolog.Logger
+	queue chan *pending
+
+	stopping atomic.Bool
+	closed   atomic.Bool
+}
+
+func newClientConn(s *Server, nc net.Conn) *clientConn {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return &clientConn{
+		s:     s,
+		nc:    nc,
+		log:   s.log.With().Str("client", nc.RemoteAddr().String()).Logger(),
+		queue: make(chan *pending, s.cfg.MaxInflight),
+	}
+}
+
+// stopReading makes the reader stop after the request it is reading; what
+// was already read is still answered.
+func (cc *clientConn) stopReading() {
+	cc.stopping.Store(true)
+	_ = cc.nc.SetReadDeadline(time.Now())
+}
+
+// errClose is a reason to close the connection, logged once.
+type errClose struct{ reason string }
+
+func (e *errClose) Error() string { return e.reason }
+
+func closeErr(format string, args ...any) error {
+	return &errClose{reason: fmt.Sprintf(format, args...)}
+}
+
+func (cc *clientConn) serve() {
+	if m := cc.s.m; m != nil {
+		m.connections.Inc()
+		defer m.connections.Dec()
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		cc.writeLoop()
+	}()
+	err := cc.readLoop()
+	close(cc.queue)
+	wg.Wait()
+	cc.closed.Store(true)
+	cc.nc.Close()
+	var ce *errClose
+	switch {
+	case err == nil, errors.Is(err, io.EOF):
+		cc.log.Debug().Msg("connection closed by client")
+	case errors.As(err, &ce):
+		cc.log.Warn().Str("reason", ce.reason).Msg("closing connection")
+		if m := cc.s.m; m != nil {
+			m.protocolErrors.Inc()
+		}
+	case cc.stopping.Load():
+		cc.log.Debug().Msg("connection closed for shutdown")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		cc.log.Info().Dur("idle_timeout", cc.s.cfg.IdleTimeout).Msg("closing idle connection")
+	default:
+		cc.log.Debug().Err(err).Msg("connection closed")
+	}
+}
+
+// framePool recycles request buffers up to 1 MiB.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledFrame = 1 << 20
+
+func getFrame(n int) *[]byte {
+	if n > maxPooledFrame {
+		b := make([]byte, n)
+		return &b
+	}
+	bp := framePool.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, n)
+	}
+	*bp = (*bp)[:n]
+	return bp
+}
+
+func putFrame(bp *[]byte) {
+	if bp != nil && cap(*bp) <= maxPooledFrame {
+		framePool.Put(bp)
+	}
+}
+
+func (cc *clientConn) readLoop() error {
+	r := bufio.NewReaderSize(cc.nc, 64<<10)
+	var sizeBuf [4]byte
+	for {
+		if cc.stopping.Load() {
+			return nil
+		}
+		if d := cc.s.cfg.IdleTimeout; d > 0 {
+			_ = cc.nc.SetReadDeadline(time.Now().Add(d))
+		}
+		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return closeErr("truncated frame: connection ended inside the size prefix")
+			}
+			return err
+		}
+		size := int32(binary.BigEndian.Uint32(sizeBuf[:]))
+		if size < 10 {
+			return closeErr("frame size %d is smaller than a request header", size)
+		}
+		if size > cc.s.cfg.MaxRequestBytes {
+			return closeErr("frame of %d bytes exceeds max_request_bytes (%d)", size, cc.s.cfg.MaxRequestBytes)
+		}
+		// A frame that started must arrive; the idle timeout no longer
+		// applies, a generous read deadline does.
+		_ = cc.nc.SetReadDeadline(time.Now().Add(2 * time.Minute))
+		frame := getFrame(int(size))
+		if _, err := io.ReadFull(r, *frame); err != nil {
+			putFrame(frame)
+			if cc.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil
+			}
+			return closeErr("truncated frame: %d bytes announced: %v", size, err)
+		}
+		p, err := cc.handle(*frame)
+		if err != nil {
+			putFrame(frame)
+			return err
+		}
+		p.frame = frame
+		cc.queue <- p
+	}
+}
+
+// handle decodes one request frame and starts its work.
+func (cc *clientConn) handle(frame []byte) (*pending, error) {
+	h, body, err := parseHeader(frame)
+	if err != nil {
+		return nil, closeErr("bad request header: %v", err)
+	}
+	p := &pending{corr: h.corr, key: h.key, version: h.version, start: time.Now()}
+	if m := cc.s.m; m != nil {
+		m.request(h.key, h.version)
+	}
+	req := kmsg.RequestForKey(h.key)
+	if req == nil {
+		return nil, closeErr("unknown api key %d", h.key)
+	}
+	api, ok := lookupAPI(h.key)
+	if !ok {
+		return nil, closeErr("api %s (key %d) is not implemented by evproxy; it proxies the produce path only", kmsg.NameForKey(h.key), h.key)
+	}
+	if h.key == 18 && (h.version > api.max || h.version < api.min) {
+		// KIP-511: answer in v0 so the client can read our range.
+		resp := cc.s.apiVersions(0)
+		resp.ErrorCode = 35 // UNSUPPORTED_VERSION
+		p.answer = func() kmsg.Response { return resp }
+		return p, nil
+	}
+	if h.version < api.min || h.version > api.max {
+		return nil, closeErr("%s v%d is not supported (evproxy implements v%d-v%d)", kmsg.NameForKey(h.key), h.version, api.min, api.max)
+	}
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return nil, closeErr("%s v%d: bad header tags: %v", kmsg.NameForKey(h.key), h.version, err)
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return nil, closeErr("%s v%d: request does not decode: %v", kmsg.NameForKey(h.key), h.version, err)
+	}
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		return cc.produce(p, r)
+	case *kmsg.MetadataRequest:
+		return cc.metadata(p, r), nil
+	case *kmsg.ApiVersionsRequest:
+		resp := cc.s.apiVersions(r.Version)
+		p.answer = func() kmsg.Response { return resp }
+		return p, nil
+	case *kmsg.InitProducerIDRequest:
+		resp := cc.s.initProducerID(r, cc.log)
+		p.answer = func() kmsg.Response { return resp }
+		return p, nil
+	}
+	return nil, closeErr("api key %d has no handler", h.key)
+}
+
+func (cc *clientConn) writeLoop() {
+	var buf []byte
+	broken := false
+	for p := range cc.queue {
+		if p.done != nil {
+			<-p.done
+		}
+		resp := p.answer()
+		putFrame(p.frame)
+		if m := cc.s.m; m != nil {
+			m.latency(p.key, time.Since(p.start))
+		}
+		if resp == nil || broken {
+			continue
+		}
+		if p.key != 18 { // ApiVersions handlers pick their version (KIP-511)
+			resp.SetVersion(p.version)
+		}
+		buf = appendResponse(buf[:0], p.corr, resp)
+		if _, err := cc.nc.Write(buf); err != nil {
+			cc.log.Debug().Err(err).Msg("write failed")
+			broken = true
+			_ = cc.nc.Close() // unblock the reader
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil
+		}
+	}
+}

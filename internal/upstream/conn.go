@@ -1,0 +1,369 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxProduceVersion is the newest Produce version we send upstream. v13
+// addresses topics by id only; names are what we have.
+const maxProduceVersion = 12
+
+// maxInflight bounds the produce requests awaiting an answer on one broker
+// connection; a sender blocks (back-pressure) when it is reached.
+const maxInflight = 256
+
+// brokerConn is a pipelined produce connection to one broker.
+type brokerConn struct {
+	c       *Client
+	id      int32
+	addr    string
+	conn    net.Conn
+	version int16
+	format  *kmsg.RequestFormatter
+
+	mu   sync.Mutex // serializes numbering and writing
+	corr int32
+	buf  []byte
+
+	inflight chan *inflight
+	done     chan struct{} // closed by close
+	dead     atomic.Bool
+	closeMu  sync.Mutex
+	closeErr error
+	readerWG sync.WaitGroup
+}
+
+type inflight struct {
+	corr    int32
+	batches []*Batch
+	p       *Produce
+	start   time.Time
+	bytes   int
+}
+
+// dialBroker connects to a broker and learns its Produce version range.
+func dialBroker(ctx context.Context, c *Client, id int32, addr string) (*brokerConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: dial broker %d at %s: %w", id, addr, err)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	bc := &brokerConn{
+		c:        c,
+		id:       id,
+		addr:     addr,
+		conn:     conn,
+		format:   kmsg.NewRequestFormatter(kmsg.FormatterClientID(c.cfg.ClientID)),
+		inflight: make(chan *inflight, maxInflight),
+		done:     make(chan struct{}),
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	v, err := bc.negotiate()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("upstream: broker %d at %s: %w", id, addr, err)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	bc.version = v
+	bc.readerWG.Add(1)
+	go bc.readLoop()
+	c.log.Debug().Int32("broker", id).Str("addr", addr).Int16("produce_version", v).Msg("upstream produce connection open")
+	return bc, nil
+}
+
+// negotiate sends ApiVersions v0 and picks the Produce version.
+func (bc *brokerConn) negotiate() (int16, error) {
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 0
+	bc.corr++
+	if _, err := bc.conn.Write(bc.format.AppendRequest(nil, req, bc.corr)); err != nil {
+		return 0, fmt.Errorf("api versions: %w", err)
+	}
+	body, err := readResponse(bc.conn, bc.corr, nil)
+	if err != nil {
+		return 0, fmt.Errorf("api versions: %w", err)
+	}
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	if err := resp.ReadFrom(body); err != nil {
+		return 0, fmt.Errorf("api versions: decode: %w", err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return 0, fmt.Errorf("api versions: %w", err)
+	}
+	for _, k := range resp.ApiKeys {
+		if k.ApiKey == 0 {
+			if k.MaxVersion < 3 {
+				return 0, fmt.Errorf("broker supports Produce up to v%d; evproxy needs v3 (Kafka 0.11) or newer", k.MaxVersion)
+			}
+			return min(k.MaxVersion, maxProduceVersion), nil
+		}
+	}
+	return 0, errors.New("broker does not support Produce")
+}
+
+// readResponse reads one response frame and checks its correlation id. It
+// returns the body after the v0 response header, reusing buf.
+func readResponse(r io.Reader, corr int32, buf []byte) ([]byte, error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := int32(binary.BigEndian.Uint32(hdr[:]))
+	if size < 4 || size > 1<<30 {
+		return nil, fmt.Errorf("invalid response size %d", size)
+	}
+	if got := int32(binary.BigEndian.Uint32(hdr[4:])); got != corr {
+		return nil, fmt.Errorf("response correlation id %d, expected %d", got, corr)
+	}
+	n := int(size) - 4
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+func (bc *brokerConn) isDead() bool { return bc.dead.Load() }
+
+// send numbers batches, writes them as one Produce request and queues the
+// request for its answer. If the connection is dead or numbering fails, it
+// fails the batches before returning and reports false.
+func (bc *brokerConn) send(ctx context.Context, batches []*Batch, p *Produce) bool {
+	fl := &inflight{batches: batches, p: p}
+	bc.mu.Lock()
+	if bc.dead.Load() {
+		bc.mu.Unlock()
+		bc.fail(fl, bc.err())
+		return false
+	}
+	if err := bc.c.number(ctx, batches); err != nil {
+		bc.mu.Unlock()
+		bc.c.log.Error().Err(err).Msg("cannot number batches for the upstream")
+		bc.fail(fl, err)
+		return false
+	}
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = bc.version
+	req.Acks = -1
+	req.TimeoutMillis = int32(bc.c.cfg.ProduceTimeout / time.Millisecond)
+	for _, b := range batches {
+		i := len(req.Topics) - 1
+		if i < 0 || req.Topics[i].Topic != b.Topic {
+			i = -1
+			for j := range req.Topics {
+				if req.Topics[j].Topic == b.Topic {
+					i = j
+					break
+				}
+			}
+			if i < 0 {
+				t := kmsg.NewProduceRequestTopic()
+				t.Topic = b.Topic
+				req.Topics = append(req.Topics, t)
+				i = len(req.Topics) - 1
+			}
+		}
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = b.Partition
+		rp.Records = b.Data
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		fl.bytes += len(b.Data)
+	}
+	bc.corr++
+	fl.corr = bc.corr
+	bc.buf = bc.format.AppendRequest(bc.buf[:0], req, bc.corr)
+	fl.start = time.Now()
+	// Queue before writing so the reader always finds the request its
+	// answer belongs to.
+	select {
+	case bc.inflight <- fl:
+	case <-bc.done:
+		bc.mu.Unlock()
+		bc.fail(fl, bc.err())
+		return true // numbered: the outcome counts as unknown
+	}
+	_ = bc.conn.SetWriteDeadline(time.Now().Add(bc.c.cfg.ProduceTimeout))
+	_, err := bc.conn.Write(bc.buf)
+	if cap(bc.buf) > 4<<20 {
+		bc.buf = nil // don't pin a huge buffer
+	}
+	bc.mu.Unlock()
+	if err != nil {
+		bc.close(fmt.Errorf("upstream: write to broker %d: %w", bc.id, err))
+	}
+	return true
+}
+
+func (bc *brokerConn) err() error {
+	bc.closeMu.Lock()
+	defer bc.closeMu.Unlock()
+	return bc.closeErr
+}
+
+// fail ends every batch of fl with err (a transport error: outcome unknown).
+func (bc *brokerConn) fail(fl *inflight, err error) {
+	if fl.batches != nil && len(fl.batches) > 0 && fl.batches[0].pidGen != 0 {
+		bc.c.resetProducerID(fl.batches[0].pidGen, err)
+	}
+	ke := asKafkaErr(err)
+	if errors.Is(err, errClientClosed) {
+		ke = kerr.RequestTimedOut
+	}
+	for _, b := range fl.batches {
+		b.Err = ke
+		bc.c.markStale(b.Topic)
+	}
+	if h := bc.c.cfg.Hooks; h != nil {
+		h.OnProduceDone(len(fl.batches), fl.bytes, time.Since(fl.start), err)
+	}
+	fl.p.finish()
+}
+
+// close marks the connection dead, closes it and fails what is in flight.
+func (bc *brokerConn) close(err error) {
+	bc.closeMu.Lock()
+	if bc.closeErr == nil {
+		bc.closeErr = err
+	}
+	bc.closeMu.Unlock()
+	if bc.dead.Swap(true) {
+		return
+	}
+	bc.c.log.Warn().Err(err).Int32("broker", bc.id).Str("addr", bc.addr).Msg("upstream produce connection closed")
+	close(bc.done)
+	bc.conn.Close()
+	bc.readerWG.Wait()
+	// The reader has stopped; nothing else takes from inflight. Writers
+	// check dead under mu before queueing, so after taking mu nothing
+	// new arrives.
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	for {
+		select {
+		case fl := <-bc.inflight:
+			bc.fail(fl, err)
+		default:
+			return
+		}
+	}
+}
+
+// readLoop reads answers in order and settles their batches.
+func (bc *brokerConn) readLoop() {
+	defer bc.readerWG.Done()
+	var buf []byte
+	r := bufio.NewReaderSize(bc.conn, 64<<10)
+	timeout := bc.c.cfg.ProduceTimeout + 5*time.Second
+	for {
+		var fl *inflight
+		select {
+		case fl = <-bc.inflight:
+		case <-bc.done:
+			return
+		}
+		_ = bc.conn.SetReadDeadline(fl.start.Add(timeout))
+		body, err := readResponse(r, fl.corr, buf)
+		if err != nil {
+			bc.fail(fl, err)
+			go bc.close(fmt.Errorf("upstream: read from broker %d: %w", bc.id, err))
+			return
+		}
+		buf = body[:0]
+		bc.complete(fl, body)
+	}
+}
+
+// complete decodes a Produce answer and settles each batch of fl.
+func (bc *brokerConn) complete(fl *inflight, body []byte) {
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = bc.version
+	if resp.IsFlexible() {
+		// Skip the response header's tagged fields.
+		rest, err := skipTags(body)
+		if err != nil {
+			bc.fail(fl, err)
+			go bc.close(err)
+			return
+		}
+		body = rest
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		bc.fail(fl, fmt.Errorf("upstream: decode produce response: %w", err))
+		go bc.close(err)
+		return
+	}
+	for _, b := range fl.batches {
+		code := kerr.UnknownServerError.Code
+		found := false
+		for i := range resp.Topics {
+			t := &resp.Topics[i]
+			if t.Topic != b.Topic {
+				continue
+			}
+			for j := range t.Partitions {
+				p := &t.Partitions[j]
+				if p.Partition == b.Partition {
+					code = p.ErrorCode
+					b.BaseOffset = p.BaseOffset
+					b.LogAppendTime = p.LogAppendTime
+					b.LogStartOffset = p.LogStartOffset
+					found = true
+					break
+				}
+			}
+			if found {
+				break
+			}
+		}
+		bc.c.settle(b, code)
+	}
+	if h := bc.c.cfg.Hooks; h != nil {
+		h.OnProduceDone(len(fl.batches), fl.bytes, time.Since(fl.start), nil)
+	}
+	fl.p.finish()
+}
+
+// skipTags skips a tagged-field section.
+func skipTags(b []byte) ([]byte, error) {
+	n, used := binary.Uvarint(b)
+	if used <= 0 {
+		return nil, errors.New("bad tag count")
+	}
+	b = b[used:]
+	for i := uint64(0); i < n; i++ {
+		_, u1 := binary.Uvarint(b)
+		if u1 <= 0 {
+			return nil, errors.New("bad tag")
+		}
+		b = b[u1:]
+		sz, u2 := binary.Uvarint(b)
+		if u2 <= 0 || uint64(len(b)-u2) < sz {
+			return nil, errors.New("bad tag size")
+		}
+		b = b[u2+int(sz):]
+	}
+	return b, nil
+}
