@@ -218,6 +218,14 @@ func (cc *clientConn) handle(frame []byte) (*pending, error) {
 		resp := cc.s.apiVersions(r.Version)
 		p.answer = func() kmsg.Response { return resp }
 		return p, nil
+	case *kmsg.FetchRequest:
+		return cc.fetch(p, r), nil
+	case *kmsg.ListOffsetsRequest:
+		return cc.listOffsets(p, r), nil
+	case *kmsg.FindCoordinatorRequest:
+		resp := cc.s.findCoordinator(r)
+		p.answer = func() kmsg.Response { return resp }
+		return p, nil
 	case *kmsg.InitProducerIDRequest:
 		resp := cc.s.initProducerID(r, cc.log)
 		p.answer = func() kmsg.Response { return resp }

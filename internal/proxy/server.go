@@ -24,6 +24,10 @@ type Upstream interface {
 	Metadata(ctx context.Context, topics []string, autoCreate bool) (*kmsg.MetadataResponse, error)
 	// Send forwards batches; results arrive on p.Done.
 	Send(ctx context.Context, p *upstream.Produce)
+	// Fetch forwards a sessionless fetch to the partition leaders.
+	Fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse
+	// ListOffsets forwards a ListOffsets request to the partition leaders.
+	ListOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) (*kmsg.ListOffsetsResponse, error)
 }
 
 // Config configures a Server.

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // Config configures a Client.
@@ -123,6 +124,7 @@ func New(cfg Config) (*Client, error) {
 		kgo.RequestTimeoutOverhead(cfg.RequestTimeout),
 		kgo.RetryTimeout(cfg.RequestTimeout),
 		kgo.MetadataMinAge(time.Second),
+		kgo.MaxVersions(kgoVersions()),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: create kafka client: %w", err)
@@ -345,3 +347,14 @@ func (c *Client) resetProducerID(gen uint64, why error) {
 		c.pidReset = true
 	}
 }
+
+// kgoVersions caps request versions kgo may pick where newer versions
+// address topics by id: evproxy forwards by name.
+func kgoVersions() *kversion.Versions {
+	v := kversion.Stable()
+	v.SetMaxKeyVersion(1, maxFetchVersion)
+	v.SetMaxKeyVersion(2, maxListOffsetsVersion)
+	return v
+}
+
+func durationMillis(ms int32) time.Duration { return time.Duration(ms) * time.Millisecond }

@@ -252,7 +252,11 @@ func (bc *brokerConn) close(err error) {
 	if bc.dead.Swap(true) {
 		return
 	}
-	bc.c.log.Warn().Err(err).Int32("broker", bc.id).Str("addr", bc.addr).Msg("upstream produce connection closed")
+	ev := bc.c.log.Warn()
+	if errors.Is(err, errClientClosed) {
+		ev = bc.c.log.Debug()
+	}
+	ev.Err(err).Int32("broker", bc.id).Str("addr", bc.addr).Msg("upstream produce connection closed")
 	close(bc.done)
 	bc.conn.Close()
 	bc.readerWG.Wait()
