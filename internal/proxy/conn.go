@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -172,58 +173,72 @@ func (cc *clientConn) readLoop() error {
 	}
 }
 
-// handle decodes one request frame and starts its work.
-func (cc *clientConn) handle(frame []byte) (*pending, error) {
+// decodeRequest decodes a request frame: header, then the body at the
+// header's version. A nil request with a nil error means an ApiVersions
+// request above our range, to be answered per KIP-511.
+func decodeRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 	h, body, err := parseHeader(frame)
 	if err != nil {
-		return nil, closeErr("bad request header: %v", err)
+		return h, nil, closeErr("bad request header: %v", err)
+	}
+	req := kmsg.RequestForKey(h.key)
+	if req == nil {
+		return h, nil, closeErr("unknown api key %d", h.key)
+	}
+	api, ok := lookupAPI(h.key)
+	if !ok {
+		return h, nil, closeErr("api %s (key %d) is not implemented by evproxy; it proxies the produce path only", kmsg.NameForKey(h.key), h.key)
+	}
+	if h.key == 18 && (h.version > api.max || h.version < api.min) {
+		return h, nil, nil
+	}
+	if h.version < api.min || h.version > api.max {
+		return h, nil, closeErr("%s v%d is not supported (evproxy implements v%d-v%d)", kmsg.NameForKey(h.key), h.version, api.min, api.max)
+	}
+	req.SetVersion(h.version)
+	if req.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return h, nil, closeErr("%s v%d: bad header tags: %v", kmsg.NameForKey(h.key), h.version, err)
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return h, nil, closeErr("%s v%d: request does not decode: %v", kmsg.NameForKey(h.key), h.version, err)
+	}
+	return h, req, nil
+}
+
+// handle decodes one request frame and starts its work.
+func (cc *clientConn) handle(frame []byte) (*pending, error) {
+	h, req, err := decodeRequest(frame)
+	if err != nil {
+		return nil, err
 	}
 	p := &pending{corr: h.corr, key: h.key, version: h.version, start: time.Now()}
 	if m := cc.s.m; m != nil {
 		m.request(h.key, h.version)
 	}
-	req := kmsg.RequestForKey(h.key)
 	if req == nil {
-		return nil, closeErr("unknown api key %d", h.key)
-	}
-	api, ok := lookupAPI(h.key)
-	if !ok {
-		return nil, closeErr("api %s (key %d) is not implemented by evproxy; it proxies the produce path only", kmsg.NameForKey(h.key), h.key)
-	}
-	if h.key == 18 && (h.version > api.max || h.version < api.min) {
 		// KIP-511: answer in v0 so the client can read our range.
 		resp := cc.s.apiVersions(0)
-		resp.ErrorCode = 35 // UNSUPPORTED_VERSION
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
 		p.answer = func() kmsg.Response { return resp }
 		return p, nil
-	}
-	if h.version < api.min || h.version > api.max {
-		return nil, closeErr("%s v%d is not supported (evproxy implements v%d-v%d)", kmsg.NameForKey(h.key), h.version, api.min, api.max)
-	}
-	req.SetVersion(h.version)
-	if req.IsFlexible() {
-		if body, err = skipTags(body); err != nil {
-			return nil, closeErr("%s v%d: bad header tags: %v", kmsg.NameForKey(h.key), h.version, err)
-		}
-	}
-	if err := req.ReadFrom(body); err != nil {
-		return nil, closeErr("%s v%d: request does not decode: %v", kmsg.NameForKey(h.key), h.version, err)
 	}
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
 		return cc.produce(p, r)
 	case *kmsg.MetadataRequest:
 		return cc.metadata(p, r), nil
-	case *kmsg.ApiVersionsRequest:
-		resp := cc.s.apiVersions(r.Version)
-		p.answer = func() kmsg.Response { return resp }
-		return p, nil
 	case *kmsg.FetchRequest:
 		return cc.fetch(p, r), nil
 	case *kmsg.ListOffsetsRequest:
 		return cc.listOffsets(p, r), nil
 	case *kmsg.FindCoordinatorRequest:
 		resp := cc.s.findCoordinator(r)
+		p.answer = func() kmsg.Response { return resp }
+		return p, nil
+	case *kmsg.ApiVersionsRequest:
+		resp := cc.s.apiVersions(r.Version)
 		p.answer = func() kmsg.Response { return resp }
 		return p, nil
 	case *kmsg.InitProducerIDRequest:
