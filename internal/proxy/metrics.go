@@ -70,6 +70,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// ProtocolErrors counts connections closed because of bad input.
+func (m *Metrics) ProtocolErrors() prometheus.Counter { return m.protocolErrors }
+
 func apiName(key int16) string {
 	if n := kmsg.NameForKey(key); n != "" {
 		return n

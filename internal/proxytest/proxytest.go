@@ -1,0 +1,106 @@
+// Package proxytest starts a real evproxy Kafka listener in front of an
+// in-process kfake cluster, over real TCP, for tests of evproxy and of the
+// clients that talk to it.
+package proxytest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/evproxy/evproxy/internal/pipeline"
+	"github.com/evproxy/evproxy/internal/proxy"
+	"github.com/evproxy/evproxy/internal/upstream"
+)
+
+// Options adjust the stack. The zero value routes every topic directly to
+// a one-broker kfake cluster that auto-creates topics with 3 partitions.
+type Options struct {
+	// Routes replace the default catch-all direct route.
+	Routes []pipeline.Route
+	// MaxRequestBytes, MaxInflight are passed to the proxy.
+	MaxRequestBytes int32
+	MaxInflight     int
+	// KfakeOpts are added to the upstream cluster's options.
+	KfakeOpts []kfake.Opt
+}
+
+// Stack is a running evproxy in front of a kfake cluster. Everything is
+// stopped by t.Cleanup.
+type Stack struct {
+	// ProxyAddr is where producers bootstrap (evproxy).
+	ProxyAddr string
+	// UpstreamAddr is the kfake broker, for reading what arrived.
+	UpstreamAddr string
+	Upstream     *kfake.Cluster
+	Server       *proxy.Server
+	Client       *upstream.Client
+	Metrics      *proxy.Metrics
+	Registry     *prometheus.Registry
+}
+
+// Logger returns a logger writing to the test log when EVPROXY_TEST_LOG is
+// set, and a silent one otherwise.
+func Logger(t testing.TB) zerolog.Logger {
+	if os.Getenv("EVPROXY_TEST_LOG") != "" {
+		return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	}
+	return zerolog.Nop()
+}
+
+// Start starts the stack; o may be nil.
+func Start(t testing.TB, o *Options) *Stack {
+	t.Helper()
+	if o == nil {
+		o = &Options{}
+	}
+	kopts := append([]kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3)}, o.KfakeOpts...)
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		t.Fatalf("proxytest: start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	upAddr := c.ListenAddrs()[0]
+	reg := prometheus.NewRegistry()
+	m := proxy.NewMetrics(reg)
+	up, err := upstream.New(upstream.Config{
+		Brokers: []string{upAddr}, Logger: Logger(t), Hooks: m,
+		ProduceTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("proxytest: upstream client: %v", err)
+	}
+	t.Cleanup(up.Close)
+	routes := o.Routes
+	if routes == nil {
+		routes = []pipeline.Route{{Name: "default", Topics: []string{"*"}, Delivery: pipeline.DeliveryDirect}}
+	}
+	router, err := pipeline.NewRouter(routes)
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	srv, err := proxy.New(proxy.Config{
+		Listen: "127.0.0.1:0", Router: router, Upstream: up, Logger: Logger(t), Metrics: m,
+		MaxRequestBytes: o.MaxRequestBytes, MaxInflight: o.MaxInflight,
+	})
+	if err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatalf("proxytest: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	})
+	return &Stack{
+		ProxyAddr: srv.Addr(), UpstreamAddr: upAddr, Upstream: c,
+		Server: srv, Client: up, Metrics: m, Registry: reg,
+	}
+}
