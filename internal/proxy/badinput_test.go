@@ -2,9 +2,9 @@ package proxy_test
 
 import (
 	"context"
+	"encoding/binary"
 	"net"
 	"runtime"
-	"encoding/binary"
 	"strings"
 	"testing"
 	"time"
