@@ -249,32 +249,58 @@ func (cc *clientConn) handle(frame []byte) (*pending, error) {
 	return nil, closeErr("api key %d has no handler", h.key)
 }
 
+// writeLoop answers requests in order. Answers that are ready back to back
+// share one write; the buffer is flushed before waiting on unfinished work
+// and whenever nothing else is queued.
 func (cc *clientConn) writeLoop() {
+	w := bufio.NewWriterSize(cc.nc, 64<<10)
 	var buf []byte
 	broken := false
+	flush := func() {
+		if !broken && w.Buffered() > 0 {
+			if err := w.Flush(); err != nil {
+				cc.fail(err)
+				broken = true
+			}
+		}
+	}
 	for p := range cc.queue {
 		if p.done != nil {
-			<-p.done
+			select {
+			case <-p.done:
+			default:
+				flush()
+				<-p.done
+			}
 		}
 		resp := p.answer()
 		putFrame(p.frame)
 		if m := cc.s.m; m != nil {
 			m.latency(p.key, time.Since(p.start))
 		}
-		if resp == nil || broken {
-			continue
+		if resp != nil && !broken {
+			if p.key != 18 { // ApiVersions handlers pick their version (KIP-511)
+				resp.SetVersion(p.version)
+			}
+			buf = appendResponse(buf[:0], p.corr, resp)
+			if _, err := w.Write(buf); err != nil {
+				cc.fail(err)
+				broken = true
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil
+			}
 		}
-		if p.key != 18 { // ApiVersions handlers pick their version (KIP-511)
-			resp.SetVersion(p.version)
-		}
-		buf = appendResponse(buf[:0], p.corr, resp)
-		if _, err := cc.nc.Write(buf); err != nil {
-			cc.log.Debug().Err(err).Msg("write failed")
-			broken = true
-			_ = cc.nc.Close() // unblock the reader
-		}
-		if cap(buf) > 1<<20 {
-			buf = nil
+		if len(cc.queue) == 0 {
+			flush()
 		}
 	}
+	flush()
+}
+
+// fail handles a write error: the connection is unusable, so close it to
+// unblock the reader; queued work still completes and is accounted for.
+func (cc *clientConn) fail(err error) {
+	cc.log.Debug().Err(err).Msg("write failed")
+	_ = cc.nc.Close()
 }

@@ -33,9 +33,9 @@ type brokerConn struct {
 	version int16
 	format  *kmsg.RequestFormatter
 
-	mu   sync.Mutex // serializes numbering and writing
-	corr int32
-	buf  []byte
+	mu     sync.Mutex // serializes numbering and queueing
+	corr   int32
+	writes chan *[]byte // encoded requests, in numbering order
 
 	inflight chan *inflight
 	done     chan struct{} // closed by close
@@ -72,6 +72,7 @@ func dialBroker(ctx context.Context, c *Client, id int32, addr string) (*brokerC
 		conn:     conn,
 		format:   kmsg.NewRequestFormatter(kmsg.FormatterClientID(c.cfg.ClientID)),
 		inflight: make(chan *inflight, maxInflight),
+		writes:   make(chan *[]byte, maxInflight),
 		done:     make(chan struct{}),
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -84,8 +85,9 @@ func dialBroker(ctx context.Context, c *Client, id int32, addr string) (*brokerC
 	}
 	_ = conn.SetDeadline(time.Time{})
 	bc.version = v
-	bc.readerWG.Add(1)
+	bc.readerWG.Add(2)
 	go bc.readLoop()
+	go bc.writeLoop()
 	c.log.Debug().Int32("broker", id).Str("addr", addr).Int16("produce_version", v).Msg("upstream produce connection open")
 	return bc, nil
 }
@@ -194,27 +196,62 @@ func (bc *brokerConn) send(ctx context.Context, batches []*Batch, p *Produce) bo
 	}
 	bc.corr++
 	fl.corr = bc.corr
-	bc.buf = bc.format.AppendRequest(bc.buf[:0], req, bc.corr)
+	buf := getBuf()
+	*buf = bc.format.AppendRequest((*buf)[:0], req, bc.corr)
 	fl.start = time.Now()
-	// Queue before writing so the reader always finds the request its
-	// answer belongs to.
+	// Queue for the reader before the writer so the reader always finds
+	// the request an answer belongs to; both queues keep numbering order.
 	select {
 	case bc.inflight <- fl:
 	case <-bc.done:
 		bc.mu.Unlock()
+		putBuf(buf)
 		bc.fail(fl, bc.err())
 		return true // numbered: the outcome counts as unknown
 	}
-	_ = bc.conn.SetWriteDeadline(time.Now().Add(bc.c.cfg.ProduceTimeout))
-	_, err := bc.conn.Write(bc.buf)
-	if cap(bc.buf) > 4<<20 {
-		bc.buf = nil // don't pin a huge buffer
+	select {
+	case bc.writes <- buf:
+	case <-bc.done:
+		// close drains inflight (and fails fl) once we release mu.
+		putBuf(buf)
 	}
 	bc.mu.Unlock()
-	if err != nil {
-		bc.close(fmt.Errorf("upstream: write to broker %d: %w", bc.id, err))
-	}
 	return true
+}
+
+// writeLoop writes queued requests in order, coalescing those queued back
+// to back into one system call.
+func (bc *brokerConn) writeLoop() {
+	defer bc.readerWG.Done()
+	w := bufio.NewWriterSize(bc.conn, 64<<10)
+	for {
+		select {
+		case buf := <-bc.writes:
+			_ = bc.conn.SetWriteDeadline(time.Now().Add(bc.c.cfg.ProduceTimeout))
+			_, err := w.Write(*buf)
+			putBuf(buf)
+			if err == nil && len(bc.writes) == 0 {
+				err = w.Flush()
+			}
+			if err != nil {
+				go bc.close(fmt.Errorf("upstream: write to broker %d: %w", bc.id, err))
+				return
+			}
+		case <-bc.done:
+			return
+		}
+	}
+}
+
+// bufPool recycles request buffers up to 4 MiB.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= 4<<20 {
+		bufPool.Put(b)
+	}
 }
 
 func (bc *brokerConn) err() error {
