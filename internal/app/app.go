@@ -33,6 +33,8 @@ type App struct {
 	cfg      *config.Config
 	log      zerolog.Logger
 	registry *prometheus.Registry
+	metrics  *proxy.Metrics
+	router   *pipeline.Router
 
 	embedded *kfake.Cluster
 	up       *upstream.Client
@@ -40,7 +42,8 @@ type App struct {
 	admin    *admin.Server
 }
 
-// New builds the components of cfg without starting them.
+// New checks what can be checked without side effects and returns an App
+// that is not started.
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	routes := make([]pipeline.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
@@ -52,46 +55,11 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := proxy.NewMetrics(reg)
-	up, err := upstream.New(upstream.Config{
-		Brokers:        cfg.Kafka.Brokers,
-		ClientID:       cfg.Kafka.ClientID,
-		RequestTimeout: cfg.Kafka.RequestTimeout,
-		ProduceTimeout: cfg.Kafka.ProduceTimeout,
-		Logger:         log.With().Str("component", "upstream").Logger(),
-		Hooks:          m,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
-	}
-	srv, err := proxy.New(proxy.Config{
-		Listen:          cfg.Proxy.Listen,
-		Advertised:      cfg.Proxy.Advertised,
-		MaxRequestBytes: cfg.Proxy.MaxRequestBytes,
-		MaxInflight:     cfg.Proxy.MaxInflight,
-		IdleTimeout:     cfg.Proxy.IdleTimeout,
-		Router:          router,
-		Upstream:        up,
-		Logger:          log.With().Str("component", "proxy").Logger(),
-		Metrics:         m,
-	})
-	if err != nil {
-		up.Close()
-		return nil, fmt.Errorf("app: %w", err)
-	}
-	a := &App{cfg: cfg, log: log, registry: reg, up: up, proxy: srv}
-	if cfg.Admin.Listen != "" {
-		a.admin = admin.New(admin.Config{
-			Listen:   cfg.Admin.Listen,
-			Gatherer: reg,
-			Ready:    map[string]admin.Check{"kafka": up.Ping},
-			Logger:   log.With().Str("component", "admin").Logger(),
-		})
-	}
-	return a, nil
+	return &App{cfg: cfg, log: log, registry: reg, metrics: proxy.NewMetrics(reg), router: router}, nil
 }
 
-// Start starts every component; on error, what started is stopped again.
+// Start starts every component in order: embedded broker, upstream client,
+// admin server, Kafka listener. On error, what started is stopped again.
 func (a *App) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -100,28 +68,70 @@ func (a *App) Start(ctx context.Context) (err error) {
 			_ = a.Stop(stopCtx)
 		}
 	}()
+	brokers := a.cfg.Kafka.Brokers
 	if a.cfg.Kafka.Embedded {
-		addr := a.cfg.Kafka.Brokers[0]
-		a.embedded, err = upstream.StartEmbedded(addr, a.cfg.Kafka.EmbeddedPartitions)
+		a.embedded, err = upstream.StartEmbedded(brokers[0], a.cfg.Kafka.EmbeddedPartitions)
 		if err != nil {
 			return fmt.Errorf("app: %w", err)
 		}
-		a.log.Warn().Str("listen", addr).Msg("embedded development broker started: records live in memory only; use kafka { brokers = [...] } in production")
+		brokers = a.embedded.ListenAddrs() // the real port when configured as :0
+		a.log.Warn().Strs("listen", brokers).Msg("embedded development broker started: records live in memory only; use kafka { brokers = [...] } in production")
 	}
-	if a.admin != nil {
-		if err := a.admin.Start(ctx); err != nil {
-			return fmt.Errorf("app: %w", err)
-		}
+	a.up, err = upstream.New(upstream.Config{
+		Brokers:        brokers,
+		ClientID:       a.cfg.Kafka.ClientID,
+		RequestTimeout: a.cfg.Kafka.RequestTimeout,
+		ProduceTimeout: a.cfg.Kafka.ProduceTimeout,
+		Logger:         a.log.With().Str("component", "upstream").Logger(),
+		Hooks:          a.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
 	}
 	if err := a.up.Ping(ctx); err != nil {
 		// Not fatal: producers get retriable errors and /readyz says
 		// why until the cluster answers.
-		a.log.Warn().Err(err).Strs("brokers", a.cfg.Kafka.Brokers).Msg("upstream kafka not reachable yet")
+		a.log.Warn().Err(err).Strs("brokers", brokers).Msg("upstream kafka not reachable yet")
+	}
+	if a.cfg.Admin.Listen != "" {
+		a.admin = admin.New(admin.Config{
+			Listen:   a.cfg.Admin.Listen,
+			Gatherer: a.registry,
+			Ready:    map[string]admin.Check{"kafka": a.up.Ping},
+			Logger:   a.log.With().Str("component", "admin").Logger(),
+		})
+		if err := a.admin.Start(ctx); err != nil {
+			a.admin = nil
+			return fmt.Errorf("app: %w", err)
+		}
+	}
+	a.proxy, err = proxy.New(proxy.Config{
+		Listen:          a.cfg.Proxy.Listen,
+		Advertised:      a.cfg.Proxy.Advertised,
+		MaxRequestBytes: a.cfg.Proxy.MaxRequestBytes,
+		MaxInflight:     a.cfg.Proxy.MaxInflight,
+		IdleTimeout:     a.cfg.Proxy.IdleTimeout,
+		Router:          a.router,
+		Upstream:        a.up,
+		Logger:          a.log.With().Str("component", "proxy").Logger(),
+		Metrics:         a.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
 	}
 	if err := a.proxy.Start(ctx); err != nil {
 		return fmt.Errorf("app: %w", err)
 	}
 	return nil
+}
+
+// UpstreamBrokers are the brokers evproxy forwards to (after Start): the
+// embedded broker's real address when it runs.
+func (a *App) UpstreamBrokers() []string {
+	if a.embedded != nil {
+		return a.embedded.ListenAddrs()
+	}
+	return a.cfg.Kafka.Brokers
 }
 
 // ProxyAddr is the Kafka listener's address (after Start).
