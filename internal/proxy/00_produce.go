@@ -45,6 +45,8 @@ type produceSlot struct {
 
 func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, error) {
 	s := cc.s
+	// Read before any sequence check: see upstream.Client.FailureEpoch.
+	epoch := s.cfg.Upstream.FailureEpoch()
 	resp := kmsg.NewPtrProduceResponse()
 	resp.Version = req.Version
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -101,8 +103,9 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, e
 				continue
 			}
 			slot.hdr = h
+			batch := &upstream.Batch{Topic: rt.Topic, Partition: rp.Partition, Data: rp.Records, NumRecords: h.NumRecords, Epoch: epoch}
 			if h.ProducerID >= 0 {
-				v := s.producers.check(h.ProducerID, h.ProducerEpoch, tpKey{rt.Topic, rp.Partition}, h.BaseSequence, h.LastSequence())
+				v := s.producers.check(h.ProducerID, h.ProducerEpoch, tpKey{rt.Topic, rp.Partition}, h.BaseSequence, h.LastSequence(), batch)
 				switch {
 				case v.err != nil:
 					if !errors.Is(v.err, kerr.DuplicateSequenceNumber) {
@@ -117,8 +120,8 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, e
 				}
 				slot.idem, slot.gen = true, v.gen
 			}
-			slot.batch = &upstream.Batch{Topic: rt.Topic, Partition: rp.Partition, Data: rp.Records, NumRecords: h.NumRecords}
-			batches = append(batches, slot.batch)
+			slot.batch = batch
+			batches = append(batches, batch)
 			if s.m != nil {
 				s.m.recordsIn(rt.Topic, int(h.NumRecords), len(rp.Records))
 			}

@@ -42,7 +42,7 @@ type seqTrack struct {
 	lastErr  error // why the current generation started; nil when healthy
 	acked    [ackWindow]ackedBatch
 	ackPos   int
-	inflight []seqRange
+	inflight []inflightBatch
 }
 
 type ackedBatch struct {
@@ -52,6 +52,16 @@ type ackedBatch struct {
 }
 
 type seqRange struct{ first, last int32 }
+
+// failer is a forwarded batch that can say, from any goroutine, that it
+// will not be written (upstream.Batch).
+type failer interface{ Failed() bool }
+
+// inflightBatch is an accepted batch whose outcome is not reported yet.
+type inflightBatch struct {
+	seqRange
+	b failer
+}
 
 func newProducers(now time.Time) *producers {
 	// Ids grow with wall time so a restarted evproxy never reissues an id
@@ -95,8 +105,9 @@ type verdict struct {
 }
 
 // check decides what to do with a batch of producer id with sequences
-// [first, last] for tp. Accepted batches must be reported with done.
-func (ps *producers) check(id int64, epoch int16, tp tpKey, first, last int32) verdict {
+// [first, last] for tp, to be forwarded as b. Accepted batches must be
+// reported with done.
+func (ps *producers) check(id int64, epoch int16, tp tpKey, first, last int32, b failer) verdict {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	p := ps.m[id]
@@ -119,6 +130,13 @@ func (ps *producers) check(id int64, epoch int16, tp tpKey, first, last int32) v
 		st = &seqTrack{next: first}
 		p.parts[tp] = st
 	}
+	// A batch in flight that already failed (its answer is not
+	// processed yet) must be resent before anything after it.
+	for _, r := range st.inflight {
+		if r.b.Failed() {
+			st.rollback(r.first, kerr.RequestTimedOut)
+		}
+	}
 	for _, a := range st.acked {
 		if a.valid && a.first == first && a.last == last {
 			return verdict{dupOffset: a.offset}
@@ -136,7 +154,7 @@ func (ps *producers) check(id int64, epoch int16, tp tpKey, first, last int32) v
 		if st.next < 0 {
 			st.next = 0 // sequences wrap after MaxInt32
 		}
-		st.inflight = append(st.inflight, seqRange{first, last})
+		st.inflight = append(st.inflight, inflightBatch{seqRange{first, last}, b})
 		return verdict{accept: true, gen: st.gen}
 	}
 	if st.lastErr != nil && seqAfter(first, st.next) {
@@ -181,8 +199,16 @@ func (ps *producers) done(id int64, epoch int16, tp tpKey, first, last int32, ge
 		}
 		return
 	}
-	if gen != st.gen {
-		return // failed because an earlier batch failed; already rolled back
+	st.rollback(first, err)
+}
+
+// rollback makes first the next expected sequence if it is earlier than
+// the current one: the batch starting there failed, and it and everything
+// after it must be resent, in order. err (made retriable) answers later
+// batches until then.
+func (st *seqTrack) rollback(first int32, err error) {
+	if !seqAfter(st.next, first) {
+		return // already rolled back to it or earlier
 	}
 	st.next = first
 	st.gen++

@@ -24,6 +24,9 @@ type Upstream interface {
 	Metadata(ctx context.Context, topics []string, autoCreate bool) (*kmsg.MetadataResponse, error)
 	// Send forwards batches; results arrive on p.Done.
 	Send(ctx context.Context, p *upstream.Produce)
+	// FailureEpoch is read before checking a request's sequences and
+	// stored in each batch (upstream.Batch.Epoch).
+	FailureEpoch() uint64
 	// Fetch forwards a sessionless fetch to the partition leaders.
 	Fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse
 	// ListOffsets forwards a ListOffsets request to the partition leaders.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -84,6 +85,11 @@ type Client struct {
 	pidGen   uint64 // bumps on every producer id change
 	seqs     map[topicPartition]*seqState
 	pidReset bool // a new producer id is needed before the next batch
+
+	// failures is the failure epoch (FailureEpoch); lastFail holds, per
+	// partition, the epoch of its latest failed batch (guarded by seqMu).
+	failures atomic.Uint64
+	lastFail map[topicPartition]uint64
 }
 
 type topicPartition struct {
@@ -137,7 +143,8 @@ func New(cfg Config) (*Client, error) {
 		brokers: make(map[int32]brokerAddr),
 		conns:   make(map[int32]*brokerConn),
 		pid:     -1,
-		seqs:    make(map[topicPartition]*seqState),
+		seqs:     make(map[topicPartition]*seqState),
+		lastFail: make(map[topicPartition]uint64),
 	}, nil
 }
 
@@ -331,7 +338,9 @@ func (c *Client) ensureProducerIDLocked(ctx context.Context) error {
 	}
 	c.log.Info().Int64("producer_id", resp.ProducerID).Int16("epoch", resp.ProducerEpoch).Msg("upstream idempotent producer id acquired")
 	c.pid, c.epoch = resp.ProducerID, resp.ProducerEpoch
-	c.pidGen++
+	if !c.pidReset {
+		c.pidGen++ // first id; a reset already moved the generation
+	}
 	c.pidReset = false
 	c.seqs = make(map[topicPartition]*seqState)
 	return nil
@@ -345,6 +354,7 @@ func (c *Client) resetProducerID(gen uint64, why error) {
 	if gen == c.pidGen && !c.pidReset {
 		c.log.Warn().Err(why).Int64("producer_id", c.pid).Msg("upstream producer id reset after a batch with unknown outcome")
 		c.pidReset = true
+		c.pidGen++ // answers to batches numbered before now are stale
 	}
 }
 

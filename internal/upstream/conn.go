@@ -39,7 +39,8 @@ type brokerConn struct {
 
 	inflight chan *inflight
 	done     chan struct{} // closed by close
-	dead     atomic.Bool
+	closing  atomic.Bool
+	dead     atomic.Bool // closed and every in-flight batch failed
 	closeMu  sync.Mutex
 	closeErr error
 	readerWG sync.WaitGroup
@@ -156,17 +157,24 @@ func (bc *brokerConn) isDead() bool { return bc.dead.Load() }
 func (bc *brokerConn) send(ctx context.Context, batches []*Batch, p *Produce) bool {
 	fl := &inflight{batches: batches, p: p}
 	bc.mu.Lock()
-	if bc.dead.Load() {
+	if bc.closing.Load() {
 		bc.mu.Unlock()
 		bc.fail(fl, bc.err())
 		return false
 	}
-	if err := bc.c.number(ctx, batches); err != nil {
+	batches, err := bc.c.number(ctx, batches)
+	if err != nil {
 		bc.mu.Unlock()
 		bc.c.log.Error().Err(err).Msg("cannot number batches for the upstream")
 		bc.fail(fl, err)
 		return false
 	}
+	if len(batches) == 0 { // all fenced
+		bc.mu.Unlock()
+		p.finish()
+		return true
+	}
+	fl.batches = batches
 	req := kmsg.NewPtrProduceRequest()
 	req.Version = bc.version
 	req.Acks = -1
@@ -260,18 +268,20 @@ func (bc *brokerConn) err() error {
 	return bc.closeErr
 }
 
-// fail ends every batch of fl with err (a transport error: outcome unknown).
+// fail ends every batch of fl with err (a transport error: outcome unknown
+// once numbered). The batches are failed before the producer id is reset,
+// so nothing accepted before the failure is numbered under the new id.
 func (bc *brokerConn) fail(fl *inflight, err error) {
-	if fl.batches != nil && len(fl.batches) > 0 && fl.batches[0].pidGen != 0 {
-		bc.c.resetProducerID(fl.batches[0].pidGen, err)
-	}
 	ke := asKafkaErr(err)
 	if errors.Is(err, errClientClosed) {
 		ke = kerr.RequestTimedOut
 	}
 	for _, b := range fl.batches {
-		b.Err = ke
+		bc.c.failBatch(b, ke)
 		bc.c.markStale(b.Topic)
+	}
+	if len(fl.batches) > 0 && fl.batches[0].pidGen != 0 {
+		bc.c.resetProducerID(fl.batches[0].pidGen, err)
 	}
 	if h := bc.c.cfg.Hooks; h != nil {
 		h.OnProduceDone(len(fl.batches), fl.bytes, time.Since(fl.start), err)
@@ -279,16 +289,16 @@ func (bc *brokerConn) fail(fl *inflight, err error) {
 	fl.p.finish()
 }
 
-// close marks the connection dead, closes it and fails what is in flight.
+// close closes the connection and fails what is in flight. The connection
+// is marked dead only after every in-flight batch has failed, so a new
+// connection cannot write a batch that would overtake one of them.
 func (bc *brokerConn) close(err error) {
-	bc.closeMu.Lock()
-	if bc.closeErr == nil {
-		bc.closeErr = err
-	}
-	bc.closeMu.Unlock()
-	if bc.dead.Swap(true) {
+	if bc.closing.Swap(true) {
 		return
 	}
+	bc.closeMu.Lock()
+	bc.closeErr = err
+	bc.closeMu.Unlock()
 	ev := bc.c.log.Warn()
 	if errors.Is(err, errClientClosed) {
 		ev = bc.c.log.Debug()
@@ -297,9 +307,8 @@ func (bc *brokerConn) close(err error) {
 	close(bc.done)
 	bc.conn.Close()
 	bc.readerWG.Wait()
-	// The reader has stopped; nothing else takes from inflight. Writers
-	// check dead under mu before queueing, so after taking mu nothing
-	// new arrives.
+	// Reader and writer have stopped; nothing else takes from inflight.
+	// Holding mu keeps senders out until the connection is dead.
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	for {
@@ -307,6 +316,7 @@ func (bc *brokerConn) close(err error) {
 		case fl := <-bc.inflight:
 			bc.fail(fl, err)
 		default:
+			bc.dead.Store(true)
 			return
 		}
 	}

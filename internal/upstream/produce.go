@@ -28,6 +28,14 @@ type Batch struct {
 	// Err is why the batch was not written: a *kerr.Error the producer can
 	// be given as is. Only set once the Produce is done.
 	Err error
+	// Epoch is the FailureEpoch the caller read before it decided to send
+	// this batch (before checking the producer's sequences). A batch whose
+	// partition failed since then is not written: it would overtake the
+	// failed batch. See Client.FailureEpoch.
+	Epoch uint64
+
+	failed atomic.Bool // set, before the failure epoch moves, when Err is
+	fenced bool        // refused by the failure fence while numbering
 
 	sent   bool   // handed to a broker connection (set during Send only)
 	pidGen uint64 // producer id generation the batch was numbered under
@@ -40,6 +48,31 @@ type Batch struct {
 // unreachable); such a batch's Err is already set when Send returns. Call it
 // only after Send returned, from the goroutine that called Send.
 func (b *Batch) Sent() bool { return b.sent }
+
+// Failed reports, as soon as it is known and from any goroutine, that the
+// batch will not be written. It turns true before the failure epoch moves
+// past the failure, so a caller that read the epoch after this batch failed
+// sees Failed true.
+func (b *Batch) Failed() bool { return b.failed.Load() }
+
+// FailureEpoch counts batch failures. Read it before checking and sending a
+// batch and store it in Batch.Epoch; see Batch.Failed for the guarantee.
+//
+// Why: once a batch of a partition fails, every later batch of the same
+// producer and partition must fail too until the producer resends the
+// failed one, or the later ones would be written first. Later batches the
+// caller accepted before it could know of the failure are refused by this
+// fence; batches it accepts after can see the failure through Failed.
+func (c *Client) FailureEpoch() uint64 { return c.failures.Load() }
+
+// failBatch ends b with err and moves the failure epoch past it.
+func (c *Client) failBatch(b *Batch, err error) {
+	b.Err = err
+	b.failed.Store(true)
+	c.seqMu.Lock()
+	c.lastFail[topicPartition{b.Topic, b.Partition}] = c.failures.Add(1)
+	c.seqMu.Unlock()
+}
 
 // Produce is a set of batches forwarded together, typically the partitions
 // of one producer request. Wait on Done before reading the batches' results.
@@ -80,21 +113,21 @@ func (c *Client) Send(ctx context.Context, p *Produce) {
 	for _, b := range p.Batches {
 		tm, err := c.leaders(ctx, b.Topic)
 		if err != nil {
-			b.Err = asKafkaErr(err)
+			c.failBatch(b, asKafkaErr(err))
 			continue
 		}
 		if tm.err != 0 {
-			b.Err = kerr.ErrorForCode(tm.err)
+			c.failBatch(b, kerr.ErrorForCode(tm.err))
 			continue
 		}
 		if b.Partition < 0 || int(b.Partition) >= len(tm.leaders) {
-			b.Err = kerr.UnknownTopicOrPartition
+			c.failBatch(b, kerr.UnknownTopicOrPartition)
 			continue
 		}
 		leader := tm.leaders[b.Partition]
 		if leader < 0 {
 			c.markStale(b.Topic)
-			b.Err = kerr.LeaderNotAvailable
+			c.failBatch(b, kerr.LeaderNotAvailable)
 			continue
 		}
 		i := 0
@@ -110,7 +143,7 @@ func (c *Client) Send(ctx context.Context, p *Produce) {
 		bc, err := c.conn(ctx, g.leader)
 		if err != nil {
 			for _, b := range g.batches {
-				b.Err = asKafkaErr(err)
+				c.failBatch(b, asKafkaErr(err))
 				c.markStale(b.Topic)
 			}
 			continue
@@ -118,7 +151,7 @@ func (c *Client) Send(ctx context.Context, p *Produce) {
 		p.remaining.Add(1)
 		written := bc.send(ctx, g.batches, p)
 		for _, b := range g.batches {
-			b.sent = written
+			b.sent = written && !b.fenced
 		}
 	}
 	p.finish()
@@ -167,40 +200,43 @@ func (c *Client) settle(b *Batch, code int16) {
 		}
 		return
 	case outcomeUnknown:
-		c.resetProducerID(b.pidGen, kerr.ErrorForCode(code))
 		// The producer retries; with the new producer id the retry is
 		// a new write, so at worst it duplicates.
-		b.Err = kerr.RequestTimedOut
+		c.failBatch(b, kerr.RequestTimedOut)
+		c.resetProducerID(b.pidGen, kerr.ErrorForCode(code))
 		return
 	}
+	c.failBatch(b, c.rollback(b, code))
+}
+
+// rollback handles a batch the broker did not write and returns the error
+// for its producer.
+func (c *Client) rollback(b *Batch, code int16) error {
 	err := kerr.ErrorForCode(code)
 	tp := topicPartition{b.Topic, b.Partition}
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
 	st := c.seqs[tp]
 	if b.pidGen != c.pidGen || st == nil {
-		b.Err = err
-		return
+		return err
 	}
 	if b.seqGen != st.gen {
 		// An earlier batch of this partition failed; this one was
 		// refused because of it (out of order) and must be retried
 		// after it, so it reports the same retriable error.
 		if code == kerr.OutOfOrderSequenceNumber.Code && st.lastErr != nil {
-			b.Err = st.lastErr
-			return
+			return st.lastErr
 		}
-		b.Err = err
-		return
+		return err
 	}
 	if code == kerr.OutOfOrderSequenceNumber.Code {
 		// We numbered in order and the broker disagrees: it lost our
 		// producer state. Start over with a new producer id.
 		c.pidReset = true
+		c.pidGen++
 		c.log.Warn().Str("topic", b.Topic).Int32("partition", b.Partition).Int32("sequence", b.seq).
 			Msg("upstream refused an in-order sequence; resetting producer id")
-		b.Err = kerr.RequestTimedOut
-		return
+		return kerr.RequestTimedOut
 	}
 	switch code {
 	case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code,
@@ -216,20 +252,31 @@ func (c *Client) settle(b *Batch, code int16) {
 		// failure is retriable (they were fine, only blocked).
 		st.lastErr = kerr.NotEnoughReplicas
 	}
-	b.Err = err
+	return err
 }
 
-// number assigns upstream producer fields to each batch and rewrites them.
-// The caller holds the broker connection's write lock, so numbering order is
-// write order.
-func (c *Client) number(ctx context.Context, batches []*Batch) error {
+// number assigns upstream producer fields to each batch and rewrites them,
+// returning the batches to write. A batch whose partition failed after the
+// caller accepted it (its Epoch is older than the failure) is fenced: ended
+// with a retriable error and left out. The caller holds the broker
+// connection's write lock, so numbering order is write order.
+func (c *Client) number(ctx context.Context, batches []*Batch) ([]*Batch, error) {
 	c.seqMu.Lock()
 	defer c.seqMu.Unlock()
 	if err := c.ensureProducerIDLocked(ctx); err != nil {
-		return err
+		return nil, err
 	}
+	keep := batches[:0:0]
 	for _, b := range batches {
 		tp := topicPartition{b.Topic, b.Partition}
+		if b.Epoch < c.lastFail[tp] {
+			b.fenced = true
+			b.Err = kerr.RequestTimedOut
+			b.failed.Store(true)
+			c.lastFail[tp] = c.failures.Add(1)
+			continue
+		}
+		keep = append(keep, b)
 		st := c.seqs[tp]
 		if st == nil {
 			st = &seqState{}
@@ -245,5 +292,5 @@ func (c *Client) number(ctx context.Context, batches []*Batch) error {
 		st.next = int32(next)
 		recordbatch.SetProducer(b.Data, c.pid, c.epoch, b.seq)
 	}
-	return nil
+	return keep, nil
 }
