@@ -136,13 +136,13 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("upstream: create kafka client: %w", err)
 	}
 	return &Client{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		cl:      cl,
-		topics:  make(map[string]*topicMeta),
-		brokers: make(map[int32]brokerAddr),
-		conns:   make(map[int32]*brokerConn),
-		pid:     -1,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		cl:       cl,
+		topics:   make(map[string]*topicMeta),
+		brokers:  make(map[int32]brokerAddr),
+		conns:    make(map[int32]*brokerConn),
+		pid:      -1,
 		seqs:     make(map[topicPartition]*seqState),
 		lastFail: make(map[topicPartition]uint64),
 	}, nil
