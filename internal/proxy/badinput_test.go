@@ -13,6 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/evproxy/evproxy/internal/proxytest"
 )
 
 // frame prefixes body with its size.
@@ -167,4 +169,20 @@ func TestStopFinishesInflightProduce(t *testing.T) {
 		t.Fatalf("Stop: %v", err)
 	}
 	c.expectClosed()
+}
+
+func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
+	s := proxytest.Start(t, &proxytest.Options{IdleTimeout: 300 * time.Millisecond})
+	c := dialRaw(t, s.ProxyAddr)
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 3
+	if resp := c.roundTrip(req).(*kmsg.ApiVersionsResponse); resp.ErrorCode != 0 {
+		t.Fatalf("code %d", resp.ErrorCode)
+	}
+	start := time.Now()
+	c.expectClosed()
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Fatalf("closed after %v, before the idle timeout", d)
+	}
 }

@@ -26,6 +26,7 @@ type Options struct {
 	// MaxRequestBytes, MaxInflight are passed to the proxy.
 	MaxRequestBytes int32
 	MaxInflight     int
+	IdleTimeout     time.Duration
 	// KfakeOpts are added to the upstream cluster's options.
 	KfakeOpts []kfake.Opt
 }
@@ -86,7 +87,7 @@ func Start(t testing.TB, o *Options) *Stack {
 	}
 	srv, err := proxy.New(proxy.Config{
 		Listen: "127.0.0.1:0", Router: router, Upstream: up, Logger: Logger(t), Metrics: m,
-		MaxRequestBytes: o.MaxRequestBytes, MaxInflight: o.MaxInflight,
+		MaxRequestBytes: o.MaxRequestBytes, MaxInflight: o.MaxInflight, IdleTimeout: o.IdleTimeout,
 	})
 	if err != nil {
 		t.Fatalf("proxytest: %v", err)
