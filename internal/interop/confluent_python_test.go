@@ -50,7 +50,7 @@ func TestConfluentPython(t *testing.T) {
 				"--timeout", strconv.Itoa(int(testTimeout.Seconds()/2)),
 			)
 			stdout, stderr := runProducer(t, cmd)
-			noteLibrdkafkaCodecs(t, tc.codec, stderr)
+			checkLibrdkafkaCodecs(t, tc.codec, stderr)
 			checkAcked(t, want, parseDeliveries(t, stdout, len(want)))
 
 			got := consumeUpstream(ctx, t, st.UpstreamAddr, topic, len(want))

@@ -82,7 +82,7 @@ func TestKcat(t *testing.T) {
 			}
 
 			args := []string{
-				// -d msg logs each batch and its codec for noteLibrdkafkaCodecs.
+				// -d msg logs each batch and its codec for checkLibrdkafkaCodecs.
 				"-P", "-d", "msg", "-b", st.ProxyAddr, "-t", topic,
 				"-K", kcatKeyDelim, "-D", kcatRecordDelim,
 				"-z", tc.codec,
@@ -97,7 +97,7 @@ func TestKcat(t *testing.T) {
 			cmd := exec.CommandContext(ctx, "kcat", args...)
 			cmd.Stdin = &in
 			_, stderr := runProducer(t, cmd)
-			noteLibrdkafkaCodecs(t, tc.codec, stderr)
+			checkLibrdkafkaCodecs(t, tc.codec, stderr)
 
 			got := consumeUpstream(ctx, t, st.UpstreamAddr, topic, len(want))
 			assertRecords(t, want, got)

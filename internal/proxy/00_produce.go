@@ -3,17 +3,23 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/evproxy/evproxy/internal/messageset"
 	"github.com/evproxy/evproxy/internal/recordbatch"
 	"github.com/evproxy/evproxy/internal/upstream"
 )
 
-// Produce: v3-12
+// Produce: v0-12
 //
 // Behavior:
+// * v0-2 carry legacy message sets (magic 0/1): each partition's set is
+//   decompressed and converted to one uncompressed v2 batch (no producer
+//   id) before forwarding. librdkafka before 2.11.1 compresses with gzip,
+//   snappy or lz4 only when Produce v0 is advertised, so we implement it.
 // * Each partition must carry exactly one v2 record batch (as brokers
 //   require since v3); its CRC is checked and its records are forwarded as
 //   bytes, compressed as the producer sent them, to the same upstream
@@ -81,6 +87,24 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, e
 			case route == nil:
 				setErr(sp, req.Version, kerr.TopicAuthorizationFailed, fmt.Sprintf("evproxy: no route matches topic %q", rt.Topic))
 				continue
+			}
+			if req.Version < 3 {
+				// Legacy message sets become one v2 batch.
+				converted, err := convertMessageSet(rp.Records, s.cfg.MaxRequestBytes)
+				if err != nil {
+					code := kerr.CorruptMessage
+					if errors.Is(err, messageset.ErrTooLarge) {
+						code = kerr.MessageTooLarge
+					}
+					cc.log.Warn().Str("topic", rt.Topic).Int32("partition", rp.Partition).Err(err).
+						Str("answer", code.Message).Msg("refusing message set")
+					setErr(sp, req.Version, code, "")
+					if s.m != nil {
+						s.m.badBatches.Inc()
+					}
+					continue
+				}
+				rp.Records = converted
 			}
 			h, err := recordbatch.Parse(rp.Records)
 			if err == nil && h.Size() != len(rp.Records) {
@@ -183,6 +207,13 @@ func (cc *clientConn) settle(sl *produceSlot, version int16) {
 	if sl.idem {
 		s.producers.done(h.ProducerID, h.ProducerEpoch, tp, h.BaseSequence, h.LastSequence(), sl.gen, b.BaseOffset, b.Err)
 	}
+}
+
+// convertMessageSet turns a Produce v0-2 message set into a v2 batch. The
+// decompressed size is bounded by the request size limit.
+func convertMessageSet(set []byte, maxBytes int32) ([]byte, error) {
+	b, _, err := messageset.ToRecordBatch(set, time.Now().UnixMilli(), int(maxBytes))
+	return b, err
 }
 
 var (

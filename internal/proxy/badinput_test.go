@@ -47,7 +47,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		{name: "truncated size", bytes: []byte{0, 0}, closeWrite: true},
 		{name: "unknown api key", bytes: frame(header(9999, 0, 1))},
 		{name: "unimplemented api", bytes: frame(header(11, 5, 1))}, // JoinGroup
-		{name: "unsupported produce version", bytes: frame(header(0, 2, 1))},
+		{name: "unsupported produce version", bytes: frame(header(0, 13, 1))},
 		{name: "undecodable body", bytes: frame(append(header(0, 7, 1), 0xff, 0xff, 0, 1))},
 	}
 	for _, c := range cases {

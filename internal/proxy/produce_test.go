@@ -403,7 +403,7 @@ func TestApiVersions(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	c := dialRaw(t, b.addr)
-	want := map[int16][2]int16{0: {3, 12}, 1: {4, 12}, 2: {1, 8}, 3: {0, 13}, 10: {0, 3}, 18: {0, 4}, 22: {0, 4}}
+	want := map[int16][2]int16{0: {0, 12}, 1: {4, 12}, 2: {1, 8}, 3: {0, 13}, 10: {0, 3}, 18: {0, 4}, 22: {0, 4}}
 	check := func(resp *kmsg.ApiVersionsResponse) {
 		t.Helper()
 		if len(resp.ApiKeys) != len(want) {

@@ -9,7 +9,7 @@ type apiRange struct {
 // supported lists every API and version range evproxy implements, and so
 // advertises in ApiVersions. Nothing else is advertised.
 var supported = []apiRange{
-	{key: 0, min: 3, max: 12}, // Produce (00_produce.go)
+	{key: 0, min: 0, max: 12}, // Produce (00_produce.go)
 	{key: 1, min: 4, max: 12}, // Fetch (01_fetch.go)
 	{key: 2, min: 1, max: 8},  // ListOffsets (02_list_offsets.go)
 	{key: 3, min: 0, max: 13}, // Metadata (03_metadata.go)

@@ -17,7 +17,7 @@
 //	    35     8  maxTimestamp
 //	    43     8  producerId
 //	    51     2  producerEpoch
-//	    55     4  baseSequence
+//	    53     4  baseSequence
 //	    57     4  recordCount
 //	    61        records...
 package recordbatch
