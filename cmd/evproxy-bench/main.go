@@ -1,0 +1,157 @@
+// Command evproxy-bench measures what evproxy costs a producer: throughput
+// and latency through evproxy against the same producer writing directly to
+// the broker, from one run, printed as a markdown table (docs/benchmarks.md).
+//
+//	go run ./cmd/evproxy-bench [-quick] [-records N] [-rounds N] [-rate N] [-duration D]
+//
+// The broker is franz-go's kfake in this process with BlackholeProduce (it
+// acknowledges without storing). evproxy is built from ./cmd/evproxy and runs
+// as a separate process, so that its peak RSS (VmHWM) and CPU time can be
+// read from /proc. The producer is franz-go's kgo.
+//
+// # Scenarios
+//
+// Throughput: -records records of -value-size bytes (JSON-like, compressible,
+// keys from a small set) to a topic of -partitions partitions, with explicit
+// linger and batch size, direct and through evproxy, uncompressed and lz4.
+// The four runs of a round are interleaved (odd rounds reverse the order)
+// and each figure is the median over -rounds rounds; ratios are medians of
+// the per-round ratios, so both sides of a ratio come from the same round.
+//
+// Latency: -rate records per second for -duration with linger 0, paced by a
+// ticker issuing small bursts; the latency of a record is the time from its
+// Produce call to its promise. The added latency is evproxy minus direct.
+//
+// Progress goes to stderr, the tables to stdout. The exit status is non-zero
+// only when the benchmark could not run; missed targets are reported as
+// "fail" in the table.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	records       int
+	rounds        int
+	rate          int
+	duration      time.Duration
+	partitions    int
+	valueSize     int
+	keys          int
+	linger        time.Duration
+	batchMaxBytes int
+	maxBuffered   int
+	runTimeout    time.Duration
+	evproxyBin    string
+	quick         bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintf(os.Stderr, "evproxy-bench: %v\n", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("evproxy-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.records, "records", 5_000_000, "records per throughput run")
+	fs.IntVar(&o.rounds, "rounds", 1, "rounds of every scenario; figures are medians over rounds")
+	fs.IntVar(&o.rate, "rate", 50_000, "records per second in the latency runs")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each latency run")
+	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the benchmark topic")
+	fs.IntVar(&o.valueSize, "value-size", 200, "record value size in bytes")
+	fs.IntVar(&o.keys, "keys", 32, "distinct record keys")
+	fs.DurationVar(&o.linger, "linger", 5*time.Millisecond, "producer linger in the throughput runs (latency runs use 0)")
+	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", 1<<20, "producer batch size limit (ProducerBatchMaxBytes)")
+	fs.IntVar(&o.maxBuffered, "max-buffered", 50_000, "producer buffer limit in records (MaxBufferedRecords)")
+	fs.DurationVar(&o.runTimeout, "run-timeout", 5*time.Minute, "upper bound on any single run")
+	fs.StringVar(&o.evproxyBin, "evproxy", "", "evproxy binary to run (default: build ./cmd/evproxy of the enclosing module)")
+	fs.BoolVar(&o.quick, "quick", false, "smoke run: 200k records, 3s latency runs (explicit flags still win)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["records"] {
+			o.records = 200_000
+		}
+		if !set["duration"] {
+			o.duration = 3 * time.Second
+		}
+	}
+	switch {
+	case o.records < 1:
+		return o, errors.New("-records must be at least 1")
+	case o.rounds < 1:
+		return o, errors.New("-rounds must be at least 1")
+	case o.rate < 1:
+		return o, errors.New("-rate must be at least 1")
+	case o.duration <= 0:
+		return o, errors.New("-duration must be positive")
+	case o.partitions < 1:
+		return o, errors.New("-partitions must be at least 1")
+	case o.valueSize < 1:
+		return o, errors.New("-value-size must be at least 1")
+	case o.keys < 1:
+		return o, errors.New("-keys must be at least 1")
+	case o.linger < 0:
+		return o, errors.New("-linger must not be negative")
+	case o.batchMaxBytes < 1024:
+		return o, errors.New("-batch-max-bytes must be at least 1024")
+	case o.maxBuffered < 1:
+		return o, errors.New("-max-buffered must be at least 1")
+	case o.runTimeout <= 0:
+		return o, errors.New("-run-timeout must be positive")
+	}
+	return o, nil
+}
+
+// run runs every scenario and writes the tables to stdout.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*report, error) {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "evproxy-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	bin := o.evproxyBin
+	if bin == "" {
+		fmt.Fprintln(stderr, "building evproxy (./cmd/evproxy)...")
+		if bin, err = buildEvproxy(ctx, tmp); err != nil {
+			return nil, err
+		}
+	}
+	b := &bench{opt: o, bin: bin, tmp: tmp, log: stderr, work: newWorkload(o.valueSize, o.keys)}
+	rep, err := b.runAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep.write(stdout)
+	return rep, nil
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// bench runs the scenarios.
+type bench struct {
+	opt  options
+	bin  string // evproxy binary
+	tmp  string // scratch directory (configs)
+	log  io.Writer
+	work *workload
+}
+
+var codecs = []string{"none", "lz4"}
+
+var errRunTimeout = errors.New("run took longer than -run-timeout")
+
+// throughputRun is one throughput measurement.
+type throughputRun struct {
+	recsPerSec  float64
+	wirePerSec  float64 // request bytes written by the producer per second
+	rttP50      time.Duration
+	rttP99      time.Duration
+	requests    int64
+	avgRequest  float64 // bytes per request
+	proxyRSS    int64   // evproxy peak RSS (0 when direct)
+	use         usage
+	recordCount int
+}
+
+// latencyRun is one fixed-rate latency measurement.
+type latencyRun struct {
+	p50, p99, p999 time.Duration
+	sent           int
+	requests       int64   // produce requests the producer sent
+	achieved       float64 // records per second actually offered
+	proxyRSS       int64
+	use            usage
+}
+
+// runAll runs every round of every scenario, interleaved.
+func (b *bench) runAll(ctx context.Context) (*report, error) {
+	rep := &report{opt: b.opt, start: time.Now()}
+	rep.thr = map[scenario][]throughputRun{}
+	for round := range b.opt.rounds {
+		// Odd rounds run evproxy first, so neither side always runs
+		// on a warmer machine.
+		order := []bool{false, true}
+		if round%2 == 1 {
+			order = []bool{true, false}
+		}
+		for _, codec := range codecs {
+			for _, via := range order {
+				sc := scenario{proxy: via, codec: codec}
+				r, err := b.throughput(ctx, sc)
+				if err != nil {
+					return nil, fmt.Errorf("round %d, throughput %s: %w", round+1, sc, err)
+				}
+				fmt.Fprintf(b.log, "round %d/%d  throughput  %-16s %12s rec/s  %7.1f MB/s on the wire  %6d requests of %7.1f KiB  p50 %s p99 %s%s\n",
+					round+1, b.opt.rounds, sc, fmtCount(r.recsPerSec), r.wirePerSec/1e6, r.requests,
+					r.avgRequest/1024, fmtDur(r.rttP50), fmtDur(r.rttP99), cpuNote(r.use, via, r.proxyRSS))
+				rep.thr[sc] = append(rep.thr[sc], r)
+			}
+		}
+		for _, via := range order {
+			r, err := b.latency(ctx, via)
+			if err != nil {
+				return nil, fmt.Errorf("round %d, latency %s: %w", round+1, pathName(via), err)
+			}
+			fmt.Fprintf(b.log, "round %d/%d  latency     %-16s %12s rec/s offered    %8d requests of %5.1f records  record p50 %s p99 %s p99.9 %s%s\n",
+				round+1, b.opt.rounds, pathName(via), fmtCount(r.achieved), r.requests, float64(r.sent)/max(float64(r.requests), 1), fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), cpuNote(r.use, via, r.proxyRSS))
+			if via {
+				rep.latProxy = append(rep.latProxy, r)
+			} else {
+				rep.latDirect = append(rep.latDirect, r)
+			}
+		}
+	}
+	rep.end = time.Now()
+	return rep, nil
+}
+
+func cpuNote(u usage, proxy bool, rss int64) string {
+	s := fmt.Sprintf("  cores: bench %.2f", u.cores(u.self))
+	if proxy {
+		s += fmt.Sprintf(", evproxy %.2f", u.cores(u.proxy))
+	}
+	s += fmt.Sprintf(", others %.2f", u.cores(u.other))
+	if proxy {
+		s += fmt.Sprintf("; evproxy peak RSS %.1f MB", float64(rss)/(1<<20))
+	}
+	return s
+}
+
+// throughput produces opt.records records as fast as the producer goes.
+func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun, err error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, b.opt.runTimeout, errRunTimeout)
+	defer cancel()
+	t, err := b.startTarget(ctx, sc.proxy)
+	if err != nil {
+		return res, err
+	}
+	ctx, stopWatch := t.watch(ctx)
+	defer func() {
+		cause := context.Cause(ctx) // why the run was cut short, if it was
+		stopWatch()
+		rss, serr := t.stop()
+		res.proxyRSS = rss
+		switch {
+		case err == nil:
+			err = serr
+		case cause != nil && !errors.Is(err, cause):
+			err = fmt.Errorf("%w: %w", err, cause)
+		}
+	}()
+	hook := &e2eHook{}
+	cl, err := b.newProducer(t.addr, sc.codec, b.opt.linger, hook)
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	if err := b.warmUp(ctx, cl, min(20_000, max(b.opt.records/20, 100))); err != nil {
+		return res, err
+	}
+
+	var f firstErr
+	hook.recording.Store(true)
+	m := t.meter()
+	for i := 0; i < b.opt.records && f.error() == nil && ctx.Err() == nil; i++ {
+		cl.Produce(ctx, b.work.record(i), f.promise)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return res, fmt.Errorf("flush: %w", err)
+	}
+	res.use = m.stop()
+	elapsed := res.use.elapsed
+	hook.recording.Store(false)
+	if err := f.error(); err != nil {
+		return res, err
+	}
+	if n := f.done.Load(); n != int64(b.opt.records) {
+		return res, fmt.Errorf("%d of %d records acknowledged", n, b.opt.records)
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	res.recordCount = b.opt.records
+	res.recsPerSec = float64(b.opt.records) / elapsed.Seconds()
+	res.wirePerSec = float64(hook.written) / elapsed.Seconds()
+	res.requests = hook.requests
+	res.avgRequest = float64(hook.written) / max(float64(hook.requests), 1)
+	sortDurations(hook.rtts)
+	res.rttP50, res.rttP99 = percentile(hook.rtts, 0.50), percentile(hook.rtts, 0.99)
+	return res, nil
+}
+
+// latency offers opt.rate records per second for opt.duration with linger
+// 0 and measures each record from Produce to its promise.
+func (b *bench) latency(ctx context.Context, via bool) (res latencyRun, err error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, b.opt.runTimeout, errRunTimeout)
+	defer cancel()
+	t, err := b.startTarget(ctx, via)
+	if err != nil {
+		return res, err
+	}
+	ctx, stopWatch := t.watch(ctx)
+	defer func() {
+		cause := context.Cause(ctx) // why the run was cut short, if it was
+		stopWatch()
+		rss, serr := t.stop()
+		res.proxyRSS = rss
+		switch {
+		case err == nil:
+			err = serr
+		case cause != nil && !errors.Is(err, cause):
+			err = fmt.Errorf("%w: %w", err, cause)
+		}
+	}()
+	hook := &e2eHook{}
+	cl, err := b.newProducer(t.addr, "none", 0, hook)
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	if err := b.warmUp(ctx, cl, min(b.opt.rate, 5_000)); err != nil {
+		return res, err
+	}
+
+	total := int(float64(b.opt.rate) * b.opt.duration.Seconds())
+	total = max(total, 1)
+	var (
+		f    firstErr
+		mu   sync.Mutex
+		lats = make([]time.Duration, 0, total)
+	)
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			f.promise(r, err)
+			return
+		}
+		d := time.Since(r.Timestamp)
+		mu.Lock()
+		lats = append(lats, d)
+		mu.Unlock()
+	}
+	// Every tick issues the records due since the start: bursts of
+	// rate/1000 records, more after a late tick, at most 10ms worth.
+	const tick = time.Millisecond
+	maxBurst := max(b.opt.rate/100, 1)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	hook.recording.Store(true)
+	m := t.meter()
+	start := time.Now()
+	// Stop offering at duration plus slack even if the producer fell
+	// behind; the achieved rate shows it.
+	deadline := start.Add(b.opt.duration + b.opt.duration/10 + 100*time.Millisecond)
+	sent := 0
+	for sent < total && f.error() == nil {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-ticker.C:
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		due := min(int(float64(b.opt.rate)*now.Sub(start).Seconds()), total)
+		for n := min(due-sent, maxBurst); n > 0; n-- {
+			r := b.work.record(sent)
+			r.Timestamp = time.Now()
+			cl.Produce(ctx, r, promise)
+			sent++
+		}
+	}
+	offered := time.Since(start)
+	if err := cl.Flush(ctx); err != nil {
+		return res, fmt.Errorf("flush: %w", err)
+	}
+	res.use = m.stop()
+	if err := f.error(); err != nil {
+		return res, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lats) != sent {
+		return res, fmt.Errorf("%d of %d records acknowledged", len(lats), sent)
+	}
+	sortDurations(lats)
+	hook.recording.Store(false)
+	hook.mu.Lock()
+	res.requests = hook.requests
+	hook.mu.Unlock()
+	res.sent = sent
+	res.achieved = float64(sent) / offered.Seconds()
+	res.p50, res.p99, res.p999 = percentile(lats, 0.50), percentile(lats, 0.99), percentile(lats, 0.999)
+	return res, nil
+}

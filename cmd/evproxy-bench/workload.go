@@ -1,0 +1,291 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const topic = "bench"
+
+// workload holds pre-generated record keys and values, so that generating
+// them costs the producer nothing during a run.
+type workload struct {
+	keys   [][]byte
+	values [][]byte
+}
+
+// valuePool is how many distinct values a workload holds: enough that a
+// batch rarely repeats a whole value, which would flatter compression.
+const valuePool = 1 << 16
+
+var (
+	eventTypes = []string{"page_view", "add_to_cart", "checkout", "login", "search", "click", "purchase", "logout"}
+	pages      = []string{"/", "/products", "/products/item", "/cart", "/checkout", "/account", "/search", "/help"}
+	words      = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"}
+)
+
+// newWorkload generates JSON-like events of exactly size bytes: field names
+// and enumerations repeat, ids and numbers are random, as in real event
+// streams.
+func newWorkload(size, nkeys int) *workload {
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := &workload{keys: make([][]byte, nkeys), values: make([][]byte, valuePool)}
+	for i := range w.keys {
+		w.keys[i] = fmt.Appendf(nil, "customer-%04d", i)
+	}
+	ts := int64(1_750_000_000_000)
+	for i := range w.values {
+		ts += rng.Int64N(50)
+		v := fmt.Appendf(make([]byte, 0, size+64),
+			`{"id":"%016x","type":%q,"user":"u%07d","session":"%012x","ts":%d,"page":%q,"amount":%d.%02d,"ok":%t,"note":"`,
+			rng.Uint64(), eventTypes[rng.IntN(len(eventTypes))], rng.IntN(10_000_000), rng.Uint64()>>16, ts,
+			pages[rng.IntN(len(pages))], rng.IntN(1000), rng.IntN(100), rng.IntN(10) > 0)
+		for len(v) < size-2 {
+			v = append(v, words[rng.IntN(len(words))]...)
+			v = append(v, ' ')
+		}
+		v = append(v[:min(len(v), max(size-2, 0))], `"}`...)
+		w.values[i] = v[:size]
+	}
+	return w
+}
+
+// record returns the i-th record of a run.
+func (w *workload) record(i int) *kgo.Record {
+	// A multiplicative hash spreads consecutive records over the pools.
+	h := uint64(i) * 0x9E3779B97F4A7C15
+	return &kgo.Record{
+		Key:   w.keys[(h>>40)%uint64(len(w.keys))],
+		Value: w.values[(h>>16)%uint64(len(w.values))],
+	}
+}
+
+// target is where a run's producer connects: a fresh broker, and an evproxy
+// in front of it for the evproxy scenarios.
+type target struct {
+	broker *kfake.Cluster
+	proxy  *proxyProc // nil when direct
+	addr   string
+}
+
+func (b *bench) startTarget(ctx context.Context, viaProxy bool) (*target, error) {
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.BlackholeProduce(),
+		kfake.SeedTopics(int32(b.opt.partitions), topic),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start kfake: %w", err)
+	}
+	t := &target{broker: c, addr: c.ListenAddrs()[0]}
+	if viaProxy {
+		if t.proxy, err = startProxy(ctx, b.bin, b.tmp, t.addr); err != nil {
+			c.Close()
+			return nil, err
+		}
+		t.addr = t.proxy.addr
+	}
+	return t, nil
+}
+
+// watch returns ctx cancelled if evproxy exits during the run, so that a
+// crash ends the run at once instead of leaving the producer retrying.
+// Call stop before stopping the target.
+func (t *target) watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if t.proxy == nil {
+		return ctx, func() { cancel(nil) }
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-t.proxy.exited:
+			cancel(fmt.Errorf("evproxy exited during the run (%v):\n%s", t.proxy.err, t.proxy.stderr))
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() { close(done) })
+		cancel(nil)
+	}
+}
+
+// usage is the CPU time used during a measurement, in three parts.
+type usage struct {
+	elapsed time.Duration
+	self    time.Duration // this process: producer and kfake
+	proxy   time.Duration // evproxy (0 when direct)
+	other   time.Duration // every other process of the machine
+}
+
+func (u usage) cores(d time.Duration) float64 {
+	if u.elapsed <= 0 {
+		return 0
+	}
+	return d.Seconds() / u.elapsed.Seconds()
+}
+
+// meter measures usage from its creation until stop. Figures it cannot
+// read (no /proc) stay 0.
+type meter struct {
+	t                  *target
+	start              time.Time
+	self, proxy, total time.Duration
+}
+
+func (t *target) meter() *meter {
+	m := &meter{t: t}
+	m.self, m.proxy, m.total = t.cpuNow()
+	m.start = time.Now()
+	return m
+}
+
+func (m *meter) stop() usage {
+	elapsed := time.Since(m.start)
+	self, proxy, total := m.t.cpuNow()
+	u := usage{elapsed: elapsed, self: self - m.self, proxy: proxy - m.proxy}
+	u.other = max(total-m.total-u.self-u.proxy, 0)
+	return u
+}
+
+// cpuNow reads this process's, evproxy's and the machine's CPU time.
+func (t *target) cpuNow() (self, proxy, total time.Duration) {
+	self, _ = cpuTime(os.Getpid())
+	if t.proxy != nil {
+		proxy, _ = cpuTime(t.proxy.pid())
+	}
+	total, _ = machineBusy()
+	return self, proxy, total
+}
+
+// stop stops evproxy, then the broker, and returns evproxy's peak RSS (0
+// when direct).
+func (t *target) stop() (int64, error) {
+	var rss int64
+	var err error
+	if t.proxy != nil {
+		rss, err = peakRSS(t.proxy.pid())
+		if err != nil {
+			err = fmt.Errorf("read evproxy peak RSS: %w", err)
+		}
+		if serr := t.proxy.stop(); serr != nil {
+			err = serr
+		}
+	}
+	t.broker.Close()
+	return rss, err
+}
+
+// e2eHook collects produce request round trips (HookBrokerE2E) and bytes
+// written while recording is on.
+type e2eHook struct {
+	recording atomic.Bool
+	mu        sync.Mutex
+	rtts      []time.Duration
+	written   int64
+	requests  int64
+}
+
+var _ kgo.HookBrokerE2E = (*e2eHook)(nil)
+
+func (h *e2eHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if key != 0 || !h.recording.Load() || e2e.Err() != nil {
+		return
+	}
+	h.mu.Lock()
+	h.rtts = append(h.rtts, e2e.DurationE2E())
+	h.written += int64(e2e.BytesWritten)
+	h.requests++
+	h.mu.Unlock()
+}
+
+// firstErr is a shared promise that counts completed records and keeps the
+// first error.
+type firstErr struct {
+	done atomic.Int64
+	once sync.Once
+	err  atomic.Pointer[error]
+}
+
+func (f *firstErr) promise(r *kgo.Record, err error) {
+	if err != nil {
+		f.once.Do(func() {
+			e := fmt.Errorf("produce to partition %d: %w", r.Partition, err)
+			f.err.Store(&e)
+		})
+		return
+	}
+	f.done.Add(1)
+}
+
+func (f *firstErr) error() error {
+	if p := f.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// newProducer returns a kgo producer for the benchmark topic at addr.
+func (b *bench) newProducer(addr, codec string, linger time.Duration, hook *e2eHook) (*kgo.Client, error) {
+	var c kgo.CompressionCodec
+	switch codec {
+	case "none":
+		c = kgo.NoCompression()
+	case "lz4":
+		c = kgo.Lz4Compression()
+	default:
+		return nil, fmt.Errorf("unknown compression %q", codec)
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(addr),
+		kgo.ClientID("evproxy-bench"),
+		kgo.DefaultProduceTopic(topic),
+		kgo.ProducerLinger(linger),
+		kgo.ProducerBatchMaxBytes(int32(b.opt.batchMaxBytes)),
+		kgo.ProducerBatchCompression(c),
+		kgo.MaxBufferedRecords(b.opt.maxBuffered),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+	}
+	if hook != nil {
+		opts = append(opts, kgo.WithHooks(hook))
+	}
+	return kgo.NewClient(opts...)
+}
+
+// warmUp connects the producer (metadata, producer id, evproxy's upstream
+// connection) and produces n records outside the measurement.
+func (b *bench) warmUp(ctx context.Context, cl *kgo.Client, n int) error {
+	var f firstErr
+	for i := range n {
+		cl.Produce(ctx, b.work.record(i), f.promise)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("warm-up flush: %w", err)
+	}
+	if err := f.error(); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	return nil
+}
+
+func fmtCount(n float64) string {
+	s := strconv.FormatInt(int64(n+0.5), 10)
+	var out []byte
+	for i, c := range []byte(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
