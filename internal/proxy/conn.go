@@ -105,27 +105,45 @@ func (cc *clientConn) serve() {
 	}
 }
 
-// framePool recycles request buffers up to 1 MiB.
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+// frameClasses pools request buffers by power-of-two size, from 64 KiB to
+// 64 MiB, so large produce requests do not allocate (and zero) a fresh
+// buffer each time. Larger frames are allocated and left to the GC.
+const (
+	minFrameClass = 16 // 64 KiB
+	maxFrameClass = 26 // 64 MiB
+)
 
-const maxPooledFrame = 1 << 20
+type framePools [maxFrameClass - minFrameClass + 1]sync.Pool
 
-func getFrame(n int) *[]byte {
-	if n > maxPooledFrame {
+func frameClass(n int) int {
+	c := minFrameClass
+	for 1<<c < n {
+		c++
+	}
+	return c
+}
+
+func (fp *framePools) get(n int) *[]byte {
+	c := frameClass(n)
+	if c > maxFrameClass {
 		b := make([]byte, n)
 		return &b
 	}
-	bp := framePool.Get().(*[]byte)
-	if cap(*bp) < n {
-		*bp = make([]byte, n)
+	if bp, ok := fp[c-minFrameClass].Get().(*[]byte); ok {
+		*bp = (*bp)[:n]
+		return bp
 	}
-	*bp = (*bp)[:n]
-	return bp
+	b := make([]byte, n, 1<<c)
+	return &b
 }
 
-func putFrame(bp *[]byte) {
-	if bp != nil && cap(*bp) <= maxPooledFrame {
-		framePool.Put(bp)
+func (fp *framePools) put(bp *[]byte) {
+	if bp == nil {
+		return
+	}
+	c := frameClass(cap(*bp))
+	if 1<<c == cap(*bp) && c <= maxFrameClass {
+		fp[c-minFrameClass].Put(bp)
 	}
 }
 
@@ -155,9 +173,9 @@ func (cc *clientConn) readLoop() error {
 		// A frame that started must arrive; the idle timeout no longer
 		// applies, a generous read deadline does.
 		_ = cc.nc.SetReadDeadline(time.Now().Add(2 * time.Minute))
-		frame := getFrame(int(size))
+		frame := cc.s.frames.get(int(size))
 		if _, err := io.ReadFull(r, *frame); err != nil {
-			putFrame(frame)
+			cc.s.frames.put(frame)
 			if cc.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil
 			}
@@ -165,7 +183,7 @@ func (cc *clientConn) readLoop() error {
 		}
 		p, err := cc.handle(*frame)
 		if err != nil {
-			putFrame(frame)
+			cc.s.frames.put(frame)
 			return err
 		}
 		p.frame = frame
@@ -274,7 +292,7 @@ func (cc *clientConn) writeLoop() {
 			}
 		}
 		resp := p.answer()
-		putFrame(p.frame)
+		cc.s.frames.put(p.frame)
 		if m := cc.s.m; m != nil {
 			m.latency(p.key, time.Since(p.start))
 		}

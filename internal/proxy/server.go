@@ -66,6 +66,7 @@ type Server struct {
 	log       zerolog.Logger
 	m         *Metrics
 	producers *producers
+	frames    framePools
 	advHost   string
 	advPort   int32
 

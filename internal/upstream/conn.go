@@ -33,9 +33,12 @@ type brokerConn struct {
 	version int16
 	format  *kmsg.RequestFormatter
 
-	mu     sync.Mutex // serializes numbering and queueing
-	corr   int32
-	writes chan *[]byte // encoded requests, in numbering order
+	mu       sync.Mutex // serializes numbering and queueing
+	corr     int32
+	queued   []*produceFrame // encoded requests awaiting a write, in order
+	spare    []*produceFrame
+	flushing bool       // a sender is writing queued frames
+	flushed  *sync.Cond // signalled when flushing ends (on mu)
 
 	inflight chan *inflight
 	done     chan struct{} // closed by close
@@ -73,7 +76,6 @@ func dialBroker(ctx context.Context, c *Client, id int32, addr string) (*brokerC
 		conn:     conn,
 		format:   kmsg.NewRequestFormatter(kmsg.FormatterClientID(c.cfg.ClientID)),
 		inflight: make(chan *inflight, maxInflight),
-		writes:   make(chan *[]byte, maxInflight),
 		done:     make(chan struct{}),
 	}
 	if dl, ok := ctx.Deadline(); ok {
@@ -86,9 +88,9 @@ func dialBroker(ctx context.Context, c *Client, id int32, addr string) (*brokerC
 	}
 	_ = conn.SetDeadline(time.Time{})
 	bc.version = v
-	bc.readerWG.Add(2)
+	bc.flushed = sync.NewCond(&bc.mu)
+	bc.readerWG.Add(1)
 	go bc.readLoop()
-	go bc.writeLoop()
 	c.log.Debug().Int32("broker", id).Str("addr", addr).Int16("produce_version", v).Msg("upstream produce connection open")
 	return bc, nil
 }
@@ -175,92 +177,76 @@ func (bc *brokerConn) send(ctx context.Context, batches []*Batch, p *Produce) bo
 		return true
 	}
 	fl.batches = batches
-	req := kmsg.NewPtrProduceRequest()
-	req.Version = bc.version
-	req.Acks = -1
-	req.TimeoutMillis = int32(bc.c.cfg.ProduceTimeout / time.Millisecond)
 	for _, b := range batches {
-		i := len(req.Topics) - 1
-		if i < 0 || req.Topics[i].Topic != b.Topic {
-			i = -1
-			for j := range req.Topics {
-				if req.Topics[j].Topic == b.Topic {
-					i = j
-					break
-				}
-			}
-			if i < 0 {
-				t := kmsg.NewProduceRequestTopic()
-				t.Topic = b.Topic
-				req.Topics = append(req.Topics, t)
-				i = len(req.Topics) - 1
-			}
-		}
-		rp := kmsg.NewProduceRequestTopicPartition()
-		rp.Partition = b.Partition
-		rp.Records = b.Data
-		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 		fl.bytes += len(b.Data)
 	}
 	bc.corr++
 	fl.corr = bc.corr
-	buf := getBuf()
-	*buf = bc.format.AppendRequest((*buf)[:0], req, bc.corr)
+	f := framePool.Get().(*produceFrame)
+	encodeProduce(f, bc.version, bc.corr, bc.c.cfg.ClientID, int32(bc.c.cfg.ProduceTimeout/time.Millisecond), batches)
 	fl.start = time.Now()
-	// Queue for the reader before the writer so the reader always finds
-	// the request an answer belongs to; both queues keep numbering order.
+	// Queue for the reader before writing so the reader always finds the
+	// request an answer belongs to; both keep numbering order.
 	select {
 	case bc.inflight <- fl:
 	case <-bc.done:
 		bc.mu.Unlock()
-		putBuf(buf)
+		framePool.Put(f)
 		bc.fail(fl, bc.err())
 		return true // numbered: the outcome counts as unknown
 	}
-	select {
-	case bc.writes <- buf:
-	case <-bc.done:
-		// close drains inflight (and fails fl) once we release mu.
-		putBuf(buf)
+	bc.queued = append(bc.queued, f)
+	if bc.flushing {
+		// Another sender is writing; it takes our frame too.
+		bc.mu.Unlock()
+		return true
 	}
-	bc.mu.Unlock()
+	bc.flush()
 	return true
 }
 
-// writeLoop writes queued requests in order, coalescing those queued back
-// to back into one system call.
-func (bc *brokerConn) writeLoop() {
-	defer bc.readerWG.Done()
-	w := bufio.NewWriterSize(bc.conn, 64<<10)
-	for {
-		select {
-		case buf := <-bc.writes:
-			_ = bc.conn.SetWriteDeadline(time.Now().Add(bc.c.cfg.ProduceTimeout))
-			_, err := w.Write(*buf)
-			putBuf(buf)
-			if err == nil && len(bc.writes) == 0 {
-				err = w.Flush()
-			}
-			if err != nil {
-				go bc.close(fmt.Errorf("upstream: write to broker %d: %w", bc.id, err))
-				return
-			}
-		case <-bc.done:
+// flush writes queued frames until none is left, with bc.mu held on entry
+// and released on return. Whoever finds no flush running becomes the
+// flusher (flat combining): frames queued meanwhile by other senders are
+// written together in one writev, and no goroutine hand-off is needed.
+func (bc *brokerConn) flush() {
+	bc.flushing = true
+	var bufs net.Buffers
+	for len(bc.queued) > 0 && !bc.closing.Load() {
+		frames := bc.queued
+		bc.queued = bc.spare[:0]
+		bc.mu.Unlock()
+		bufs = bufs[:0]
+		for _, f := range frames {
+			bufs = append(bufs, f.bufs...)
+		}
+		_ = bc.conn.SetWriteDeadline(time.Now().Add(bc.c.cfg.ProduceTimeout))
+		_, err := bufs.WriteTo(bc.conn)
+		for i, f := range frames {
+			framePool.Put(f)
+			frames[i] = nil
+		}
+		bc.mu.Lock()
+		bc.spare = frames[:0]
+		if err != nil {
+			bc.flushing = false
+			bc.flushed.Broadcast()
+			bc.mu.Unlock()
+			bc.close(fmt.Errorf("upstream: write to broker %d: %w", bc.id, err))
 			return
 		}
 	}
-}
-
-// bufPool recycles request buffers up to 4 MiB.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
-
-func putBuf(b *[]byte) {
-	if cap(*b) <= 4<<20 {
-		bufPool.Put(b)
+	for _, f := range bc.queued { // closing: nothing more is written
+		framePool.Put(f)
 	}
+	bc.queued = bc.queued[:0]
+	bc.flushing = false
+	bc.flushed.Broadcast()
+	bc.mu.Unlock()
 }
+
+// framePool recycles encoded request frames (their small meta buffers).
+var framePool = sync.Pool{New: func() any { return new(produceFrame) }}
 
 func (bc *brokerConn) err() error {
 	bc.closeMu.Lock()
@@ -307,10 +293,15 @@ func (bc *brokerConn) close(err error) {
 	close(bc.done)
 	bc.conn.Close()
 	bc.readerWG.Wait()
-	// Reader and writer have stopped; nothing else takes from inflight.
-	// Holding mu keeps senders out until the connection is dead.
+	// The reader has stopped; nothing else takes from inflight. Holding
+	// mu keeps senders out until the connection is dead; a flush in
+	// progress must end first, since the batches it writes belong to the
+	// in-flight requests we are about to fail.
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
+	for bc.flushing {
+		bc.flushed.Wait()
+	}
 	for {
 		select {
 		case fl := <-bc.inflight:
