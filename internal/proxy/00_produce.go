@@ -49,7 +49,7 @@ type produceSlot struct {
 	settled bool
 }
 
-func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, error) {
+func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 	s := cc.s
 	// Read before any sequence check: see upstream.Client.FailureEpoch.
 	epoch := s.cfg.Upstream.FailureEpoch()
@@ -151,20 +151,6 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, e
 			}
 		}
 	}
-	if len(batches) > 0 {
-		up := upstream.NewProduce(batches)
-		s.cfg.Upstream.Send(s.ctx, up)
-		// Batches that failed before reaching a broker failed now, in
-		// request order: settle them before the next request is read so
-		// a later batch of the same partition cannot overtake them.
-		for i := range slots {
-			sl := &slots[i]
-			if sl.batch != nil && !sl.batch.Sent() {
-				cc.settle(sl, req.Version)
-			}
-		}
-		p.done = up.Done()
-	}
 	acks := req.Acks
 	p.answer = func() kmsg.Response {
 		for i := range slots {
@@ -175,7 +161,23 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) (*pending, e
 		}
 		return resp
 	}
-	return p, nil
+	if len(batches) > 0 {
+		up := upstream.NewProduce(batches, func() { cc.complete(p) })
+		up.Hold() // the answer waits for the loop below
+		s.cfg.Upstream.Send(s.ctx, up)
+		// Batches that failed before reaching a broker failed now, in
+		// request order: settle them before the next request is read so
+		// a later batch of the same partition cannot overtake them.
+		for i := range slots {
+			sl := &slots[i]
+			if sl.batch != nil && !sl.batch.Sent() {
+				cc.settle(sl, req.Version)
+			}
+		}
+		up.Release()
+		return
+	}
+	cc.complete(p)
 }
 
 // settle copies a forwarded batch's upstream result into its response slot

@@ -20,13 +20,14 @@ import (
 // * A topic no route claims: TOPIC_AUTHORIZATION_FAILED.
 // * v13+ (topic ids) is not offered.
 
-func (cc *clientConn) fetch(p *pending, req *kmsg.FetchRequest) *pending {
+func (cc *clientConn) fetch(p *pending, req *kmsg.FetchRequest) {
 	s := cc.s
 	resp := kmsg.NewPtrFetchResponse()
 	if req.Version >= 7 && req.SessionEpoch > 0 {
 		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
 		p.answer = func() kmsg.Response { return resp }
-		return p
+		cc.complete(p)
+		return
 	}
 	fwd := *req
 	fwd.Topics = nil
@@ -39,16 +40,6 @@ func (cc *clientConn) fetch(p *pending, req *kmsg.FetchRequest) *pending {
 		fwd.Topics = append(fwd.Topics, t)
 	}
 	var up *kmsg.FetchResponse
-	done := make(chan struct{})
-	if len(fwd.Topics) == 0 {
-		close(done)
-	} else {
-		go func() {
-			defer close(done)
-			up = s.cfg.Upstream.Fetch(s.ctx, &fwd)
-		}()
-	}
-	p.done = done
 	p.answer = func() kmsg.Response {
 		if up != nil {
 			resp.Topics = up.Topics
@@ -68,5 +59,9 @@ func (cc *clientConn) fetch(p *pending, req *kmsg.FetchRequest) *pending {
 		}
 		return resp
 	}
-	return p
+	if len(fwd.Topics) == 0 {
+		cc.complete(p)
+		return
+	}
+	cc.async(p, func() { up = s.cfg.Upstream.Fetch(s.ctx, &fwd) })
 }

@@ -13,7 +13,7 @@ import (
 // * A topic no route claims: TOPIC_AUTHORIZATION_FAILED.
 // * An upstream failure answers every partition with the retriable error.
 
-func (cc *clientConn) listOffsets(p *pending, req *kmsg.ListOffsetsRequest) *pending {
+func (cc *clientConn) listOffsets(p *pending, req *kmsg.ListOffsetsRequest) {
 	s := cc.s
 	fwd := *req
 	fwd.Topics = nil
@@ -29,16 +29,6 @@ func (cc *clientConn) listOffsets(p *pending, req *kmsg.ListOffsetsRequest) *pen
 		up  *kmsg.ListOffsetsResponse
 		err error
 	)
-	done := make(chan struct{})
-	if len(fwd.Topics) == 0 {
-		close(done)
-	} else {
-		go func() {
-			defer close(done)
-			up, err = s.cfg.Upstream.ListOffsets(s.ctx, &fwd)
-		}()
-	}
-	p.done = done
 	p.answer = func() kmsg.Response {
 		resp := kmsg.NewPtrListOffsetsResponse()
 		answerAll := func(topics []kmsg.ListOffsetsRequestTopic, code int16) {
@@ -65,5 +55,9 @@ func (cc *clientConn) listOffsets(p *pending, req *kmsg.ListOffsetsRequest) *pen
 		answerAll(refused, kerr.TopicAuthorizationFailed.Code)
 		return resp
 	}
-	return p
+	if len(fwd.Topics) == 0 {
+		cc.complete(p)
+		return
+	}
+	cc.async(p, func() { up, err = s.cfg.Upstream.ListOffsets(s.ctx, &fwd) })
 }

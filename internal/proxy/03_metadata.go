@@ -18,7 +18,7 @@ import (
 //   a request for all topics lists only routed topics.
 // * Cluster and topic authorized operations are not reported.
 
-func (cc *clientConn) metadata(p *pending, req *kmsg.MetadataRequest) *pending {
+func (cc *clientConn) metadata(p *pending, req *kmsg.MetadataRequest) {
 	s := cc.s
 	var topics []string
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
@@ -37,20 +37,10 @@ func (cc *clientConn) metadata(p *pending, req *kmsg.MetadataRequest) *pending {
 		}
 	}
 	autoCreate := req.AllowAutoTopicCreation || req.Version < 4
-	done := make(chan struct{})
 	var (
 		up  *kmsg.MetadataResponse
 		err error
 	)
-	if !all && len(topics) == 0 {
-		close(done)
-	} else {
-		go func() {
-			defer close(done)
-			up, err = s.cfg.Upstream.Metadata(s.ctx, topics, autoCreate)
-		}()
-	}
-	p.done = done
 	p.answer = func() kmsg.Response {
 		resp := kmsg.NewPtrMetadataResponse()
 		b := kmsg.NewMetadataResponseBroker()
@@ -86,7 +76,11 @@ func (cc *clientConn) metadata(p *pending, req *kmsg.MetadataRequest) *pending {
 		}
 		return resp
 	}
-	return p
+	if !all && len(topics) == 0 {
+		cc.complete(p)
+		return
+	}
+	cc.async(p, func() { up, err = s.cfg.Upstream.Metadata(s.ctx, topics, autoCreate) })
 }
 
 // mirrorTopic copies an upstream topic, making evproxy every partition's

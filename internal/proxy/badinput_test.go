@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
@@ -184,5 +185,51 @@ func TestIdleConnectionClosed(t *testing.T) {
 	c.expectClosed()
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("closed after %v, before the idle timeout", d)
+	}
+}
+
+// A client that sends requests but never reads its answers must not slow
+// anyone else down: evproxy never blocks a shared goroutine (here: the
+// upstream connection's reader, which completes produce answers) on one
+// client's socket.
+func TestClientNotReadingDoesNotStallOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	const parts = 200
+	if err := b.cluster.CreateTopic("wide", parts, nil); err != nil {
+		t.Fatal(err)
+	}
+	slow := dialRaw(t, b.addr)
+	_ = slow.nc.(*net.TCPConn).SetReadBuffer(4096)
+	batch := makeBatch(-1, -1, -1, []testRecord{{value: []byte("slow")}})
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9
+	req.Acks = -1
+	req.TimeoutMillis = 10000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "wide"
+	for p := int32(0); p < parts; p++ {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = p
+		rp.Records = batch
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	// Each answer is a few KiB; thousands of them fill any socket buffer.
+	go func() {
+		for i := 0; i < 3000; i++ {
+			slow.corr++
+			if _, err := slow.nc.Write(slow.f.AppendRequest(nil, req, slow.corr)); err != nil {
+				return
+			}
+		}
+	}()
+	fast := b.producer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for i := 0; i < 300; i++ {
+		if err := fast.ProduceSync(ctx, &kgo.Record{Topic: "wide", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
+			t.Fatalf("record %d of a healthy producer: %v (stalled behind a client that does not read)", i, err)
+		}
 	}
 }

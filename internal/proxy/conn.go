@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -17,42 +18,61 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// pending is one request whose answer the writer owes, in request order.
+// pending is one request whose answer the connection owes, in request
+// order.
 type pending struct {
 	corr    int32
 	key     int16
 	version int16
 	start   time.Time
-	// done, when non-nil, is closed once the work behind the answer ends.
-	done <-chan struct{}
-	// answer builds the response once done is closed; a nil response
+	// answer builds the response once the work is done; a nil response
 	// means none is sent (acks=0 produce).
 	answer func() kmsg.Response
 	// frame is the request's buffer, recycled once the answer is built.
 	frame *[]byte
+	ready bool // guarded by clientConn.wmu
 }
 
 // clientConn is one producer connection.
 type clientConn struct {
-	s     *Server
-	nc    net.Conn
-	log   zerolog.Logger
-	queue chan *pending
+	s   *Server
+	nc  net.Conn
+	log zerolog.Logger
+	// slots bounds the requests in progress (MaxInflight).
+	slots chan struct{}
+
+	// Answers are written by whichever goroutine completes the request
+	// at the head of pend (flat combining): the reader for instant
+	// answers, the upstream's reader for produce answers. No goroutine
+	// waits in between.
+	wmu     sync.Mutex
+	pend    []*pending
+	writing bool
+	broken  bool // a write failed; answers are built but not written
+	wbuf    []byte
+	idle    *sync.Cond // signalled when pend empties (on wmu)
+	// raw allows non-blocking writes on TCP connections.
+	raw syscall.RawConn
 
 	stopping atomic.Bool
 	closed   atomic.Bool
 }
 
 func newClientConn(s *Server, nc net.Conn) *clientConn {
+	var raw syscall.RawConn
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+		raw, _ = tc.SyscallConn()
 	}
-	return &clientConn{
+	cc := &clientConn{
+		raw:   raw,
 		s:     s,
 		nc:    nc,
 		log:   s.log.With().Str("client", nc.RemoteAddr().String()).Logger(),
-		queue: make(chan *pending, s.cfg.MaxInflight),
+		slots: make(chan struct{}, s.cfg.MaxInflight),
 	}
+	cc.idle = sync.NewCond(&cc.wmu)
+	return cc
 }
 
 // stopReading makes the reader stop after the request it is reading; what
@@ -76,15 +96,13 @@ func (cc *clientConn) serve() {
 		m.connections.Inc()
 		defer m.connections.Dec()
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		cc.writeLoop()
-	}()
 	err := cc.readLoop()
-	close(cc.queue)
-	wg.Wait()
+	// Answer everything already read before closing.
+	cc.wmu.Lock()
+	for len(cc.pend) > 0 {
+		cc.idle.Wait()
+	}
+	cc.wmu.Unlock()
 	cc.closed.Store(true)
 	cc.nc.Close()
 	var ce *errClose
@@ -181,13 +199,12 @@ func (cc *clientConn) readLoop() error {
 			}
 			return closeErr("truncated frame: %d bytes announced: %v", size, err)
 		}
-		p, err := cc.handle(*frame)
-		if err != nil {
+		cc.slots <- struct{}{} // released when the answer is built
+		if err := cc.handle(*frame, frame); err != nil {
+			<-cc.slots
 			cc.s.frames.put(frame)
 			return err
 		}
-		p.frame = frame
-		cc.queue <- p
 	}
 }
 
@@ -225,95 +242,173 @@ func decodeRequest(frame []byte) (requestHeader, kmsg.Request, error) {
 	return h, req, nil
 }
 
-// handle decodes one request frame and starts its work.
-func (cc *clientConn) handle(frame []byte) (*pending, error) {
+// handle decodes one request frame, queues its answer and starts its work.
+// Once it returns nil, the request is answered (in order) whatever happens.
+func (cc *clientConn) handle(frame []byte, buf *[]byte) error {
 	h, req, err := decodeRequest(frame)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	p := &pending{corr: h.corr, key: h.key, version: h.version, start: time.Now()}
+	p := &pending{corr: h.corr, key: h.key, version: h.version, start: time.Now(), frame: buf}
+	cc.wmu.Lock()
+	cc.pend = append(cc.pend, p)
+	cc.wmu.Unlock()
+	cc.dispatch(p, h, req)
+	return nil
+}
+
+// dispatch runs the handler of req. Handlers set p.answer and call
+// cc.complete(p) when the answer can be built, now or later.
+func (cc *clientConn) dispatch(p *pending, h requestHeader, req kmsg.Request) {
 	if m := cc.s.m; m != nil {
 		m.request(h.key, h.version)
 	}
-	if req == nil {
-		// KIP-511: answer in v0 so the client can read our range.
-		resp := cc.s.apiVersions(0)
-		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		p.answer = func() kmsg.Response { return resp }
-		return p, nil
-	}
+	var resp kmsg.Response
 	switch r := req.(type) {
+	case nil:
+		// KIP-511: answer in v0 so the client can read our range.
+		av := cc.s.apiVersions(0)
+		av.ErrorCode = kerr.UnsupportedVersion.Code
+		resp = av
 	case *kmsg.ProduceRequest:
-		return cc.produce(p, r)
+		cc.produce(p, r)
+		return
 	case *kmsg.MetadataRequest:
-		return cc.metadata(p, r), nil
+		cc.metadata(p, r)
+		return
 	case *kmsg.FetchRequest:
-		return cc.fetch(p, r), nil
+		cc.fetch(p, r)
+		return
 	case *kmsg.ListOffsetsRequest:
-		return cc.listOffsets(p, r), nil
+		cc.listOffsets(p, r)
+		return
 	case *kmsg.FindCoordinatorRequest:
-		resp := cc.s.findCoordinator(r)
-		p.answer = func() kmsg.Response { return resp }
-		return p, nil
+		resp = cc.s.findCoordinator(r)
 	case *kmsg.ApiVersionsRequest:
-		resp := cc.s.apiVersions(r.Version)
-		p.answer = func() kmsg.Response { return resp }
-		return p, nil
+		resp = cc.s.apiVersions(r.Version)
 	case *kmsg.InitProducerIDRequest:
-		resp := cc.s.initProducerID(r, cc.log)
-		p.answer = func() kmsg.Response { return resp }
-		return p, nil
+		resp = cc.s.initProducerID(r, cc.log)
 	}
-	return nil, closeErr("api key %d has no handler", h.key)
+	p.answer = func() kmsg.Response { return resp }
+	cc.complete(p)
 }
 
-// writeLoop answers requests in order. Answers that are ready back to back
-// share one write; the buffer is flushed before waiting on unfinished work
-// and whenever nothing else is queued.
-func (cc *clientConn) writeLoop() {
-	w := bufio.NewWriterSize(cc.nc, 64<<10)
-	var buf []byte
-	broken := false
-	flush := func() {
-		if !broken && w.Buffered() > 0 {
-			if err := w.Flush(); err != nil {
-				cc.fail(err)
-				broken = true
-			}
-		}
+// async runs work in its own goroutine and then completes p.
+func (cc *clientConn) async(p *pending, work func()) {
+	go func() {
+		work()
+		cc.complete(p)
+	}()
+}
+
+// complete marks p answerable. If no one is writing, the caller becomes the
+// writer: it builds every answer that is ready at the head of the queue, in
+// order, and writes them in one go. complete never blocks on the socket, so
+// the upstream's reader can call it: what the client's socket does not take
+// at once is written by a goroutine of its own (see writeOut).
+func (cc *clientConn) complete(p *pending) {
+	cc.wmu.Lock()
+	p.ready = true
+	if cc.writing {
+		cc.wmu.Unlock()
+		return
 	}
-	for p := range cc.queue {
-		if p.done != nil {
-			select {
-			case <-p.done:
-			default:
-				flush()
-				<-p.done
+	cc.writing = true
+	cc.drainLocked()
+}
+
+// drainLocked writes ready answers until none is left. Called with wmu held
+// and writing set; returns with wmu released.
+func (cc *clientConn) drainLocked() {
+	for {
+		for len(cc.pend) > 0 && cc.pend[0].ready {
+			head := cc.pend[0]
+			cc.pend[0] = nil
+			cc.pend = cc.pend[1:]
+			resp := head.answer()
+			cc.s.frames.put(head.frame)
+			<-cc.slots
+			if m := cc.s.m; m != nil {
+				m.latency(head.key, time.Since(head.start))
 			}
-		}
-		resp := p.answer()
-		cc.s.frames.put(p.frame)
-		if m := cc.s.m; m != nil {
-			m.latency(p.key, time.Since(p.start))
-		}
-		if resp != nil && !broken {
-			if p.key != 18 { // ApiVersions handlers pick their version (KIP-511)
-				resp.SetVersion(p.version)
+			if resp == nil || cc.broken {
+				continue
 			}
-			buf = appendResponse(buf[:0], p.corr, resp)
-			if _, err := w.Write(buf); err != nil {
-				cc.fail(err)
-				broken = true
+			if head.key != 18 { // ApiVersions handlers pick their version (KIP-511)
+				resp.SetVersion(head.version)
 			}
-			if cap(buf) > 1<<20 {
-				buf = nil
-			}
+			cc.wbuf = appendResponse(cc.wbuf, head.corr, resp)
 		}
-		if len(cc.queue) == 0 {
-			flush()
+		if len(cc.pend) == 0 {
+			cc.idle.Broadcast()
 		}
+		if len(cc.wbuf) == 0 {
+			cc.writing = false
+			cc.wmu.Unlock()
+			return
+		}
+		buf := cc.wbuf
+		cc.wbuf = nil
+		cc.wmu.Unlock()
+		n, err := cc.writeNow(buf)
+		if err == nil && n < len(buf) {
+			// The client is not reading fast enough: finish in a
+			// goroutine that may block, still as the writer.
+			go cc.writeOut(buf, n)
+			return
+		}
+		cc.wmu.Lock()
+		cc.wrote(buf, err)
 	}
-	flush()
+}
+
+// writeOut blocks until buf[n:] is written, then carries on as the writer.
+func (cc *clientConn) writeOut(buf []byte, n int) {
+	_, err := cc.nc.Write(buf[n:])
+	cc.wmu.Lock()
+	cc.wrote(buf, err)
+	cc.drainLocked()
+}
+
+// wrote records the outcome of writing buf and keeps it for reuse.
+func (cc *clientConn) wrote(buf []byte, err error) {
+	if err != nil && !cc.broken {
+		cc.broken = true
+		cc.fail(err)
+	}
+	if cap(buf) <= 1<<20 && cc.wbuf == nil {
+		cc.wbuf = buf[:0]
+	}
+}
+
+// writeNow writes what the socket takes without blocking. On connections
+// that are not plain TCP it writes normally (blocking).
+func (cc *clientConn) writeNow(b []byte) (int, error) {
+	if cc.raw == nil {
+		return cc.nc.Write(b)
+	}
+	n := 0
+	var werr error
+	err := cc.raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := syscall.Write(int(fd), b[n:])
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				if err != syscall.EAGAIN {
+					werr = err
+				}
+				return true // full (EAGAIN) or failed: don't wait
+			}
+			n += m
+		}
+		return true
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, werr
 }
 
 // fail handles a write error: the connection is unusable, so close it to

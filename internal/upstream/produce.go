@@ -75,32 +75,39 @@ func (c *Client) failBatch(b *Batch, err error) {
 }
 
 // Produce is a set of batches forwarded together, typically the partitions
-// of one producer request. Wait on Done before reading the batches' results.
+// of one producer request. Read the batches' results only once onDone ran.
 type Produce struct {
 	Batches []*Batch
 
-	done      chan struct{}
+	onDone    func()
 	remaining atomic.Int32
 }
 
-// NewProduce returns a Produce for batches.
-func NewProduce(batches []*Batch) *Produce {
-	return &Produce{Batches: batches, done: make(chan struct{})}
+// NewProduce returns a Produce for batches; onDone is called once, from
+// whichever goroutine settles the last batch (possibly inside Send), when
+// every batch has a result. It must not block.
+func NewProduce(batches []*Batch, onDone func()) *Produce {
+	return &Produce{Batches: batches, onDone: onDone}
 }
 
-// Done is closed once every batch has a result.
-func (p *Produce) Done() <-chan struct{} { return p.done }
+// Hold delays onDone until the matching Release, so the caller can finish
+// its own bookkeeping after Send first.
+func (p *Produce) Hold() { p.remaining.Add(1) }
+
+// Release undoes one Hold; onDone runs here if everything else finished.
+func (p *Produce) Release() { p.finish() }
 
 func (p *Produce) finish() {
 	if p.remaining.Add(-1) == 0 {
-		close(p.done)
+		p.onDone()
 	}
 }
 
 // Send forwards the batches of p to their partition leaders. It returns once
 // every batch is written to a broker connection (or has failed), in the
 // order the caller calls Send: batches for one partition sent by one
-// goroutine reach the broker in that order. Results arrive on p.Done.
+// goroutine reach the broker in that order. When every batch has a result,
+// p's onDone runs.
 func (c *Client) Send(ctx context.Context, p *Produce) {
 	// One group per leader; requests rarely span more than a few brokers,
 	// so a slice beats a map.
@@ -109,7 +116,7 @@ func (c *Client) Send(ctx context.Context, p *Produce) {
 		batches []*Batch
 	}
 	var groups []group
-	p.remaining.Store(1) // held until every group is dispatched
+	p.remaining.Add(1) // held until every group is dispatched
 	for _, b := range p.Batches {
 		tm, err := c.leaders(ctx, b.Topic)
 		if err != nil {
