@@ -146,12 +146,20 @@ func Parse(b []byte) (Header, error) {
 }
 
 // SetProducer rewrites the producer id, epoch and base sequence of the batch
-// at the start of b and recomputes its CRC. b must hold a whole batch that
-// Parse accepted.
+// at the start of b and updates its CRC. b must hold a whole batch that
+// Parse accepted (so its stored CRC is right). The CRC is updated from the
+// changed bytes alone (crc.go), not recomputed over the batch.
 func SetProducer(b []byte, id int64, epoch int16, seq int32) {
+	var old, delta [14]byte
+	copy(old[:], b[offProducerID:offCount])
 	binary.BigEndian.PutUint64(b[offProducerID:], uint64(id))
 	binary.BigEndian.PutUint16(b[offEpoch:], uint16(epoch))
 	binary.BigEndian.PutUint32(b[offSequence:], uint32(seq))
+	for i := range delta {
+		delta[i] = old[i] ^ b[offProducerID+i]
+	}
 	size := int(int32(binary.BigEndian.Uint32(b[offLength:]))) + 12
-	binary.BigEndian.PutUint32(b[offCRC:], crc32.Checksum(b[offAttributes:size], crcTable))
+	crc := binary.BigEndian.Uint32(b[offCRC:])
+	crc ^= shiftZeros(rawCRC(delta[:]), size-offCount)
+	binary.BigEndian.PutUint32(b[offCRC:], crc)
 }
