@@ -15,7 +15,7 @@ import (
 // broker and through evproxy, against a blackholed kfake. The ratio of the
 // two is the proxy's cost per request; -benchmem shows its allocations.
 func BenchmarkProducePath(b *testing.B) {
-	recs := make([]testRecord, 4000)
+	recs := make([]testRecord, 100)
 	for i := range recs {
 		recs[i] = testRecord{key: []byte(fmt.Sprintf("key-%d", i%10)), value: make([]byte, 200)}
 	}
