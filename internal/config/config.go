@@ -22,6 +22,22 @@ const (
 	defaultLogLevel           = "info"
 	defaultLogFormat          = "json"
 	defaultDelivery           = DeliveryDirect
+	defaultOnReject           = OnRejectDeadLetter
+	defaultTopicSuffix        = ".failed"
+	defaultPluginMemory       = 64 << 20
+	defaultPluginTimeout      = 100 * time.Millisecond
+)
+
+// OnReject values of [RouteConfig.OnReject]: what happens to a record a
+// plugin rejects.
+const (
+	// OnRejectDeadLetter sends it to the dead letter topic (the default).
+	OnRejectDeadLetter = "dead_letter"
+	// OnRejectError fails the producer's batch with INVALID_RECORD and the
+	// reason.
+	OnRejectError = "error"
+	// OnRejectDrop discards it (counted in metrics).
+	OnRejectDrop = "drop"
 )
 
 // Delivery values of [RouteConfig.Delivery].
@@ -47,6 +63,10 @@ type Config struct {
 	Kafka KafkaConfig
 	// Log configures logging (block log).
 	Log LogConfig
+	// DeadLetter configures dead-letter topics (block dead_letter).
+	DeadLetter DeadLetterConfig
+	// Plugins are the plugin blocks in file order.
+	Plugins []PluginConfig
 	// Routes are the route blocks in file order; the first route whose
 	// topics match a record's topic wins. It is empty when the file has no
 	// route block, and then every topic is refused.
@@ -130,4 +150,50 @@ type RouteConfig struct {
 	// Delivery is how records of this route reach Kafka (key delivery):
 	// [DeliveryDirect], the default and the only value this build accepts.
 	Delivery string
+	// EventTypes are globs matched against a record's event type
+	// (key event_types). Defaults to ["*"]: every event type.
+	EventTypes []string
+	// EventTypeFrom is a JSON pointer (RFC 6901) into the record value
+	// giving its event type when no ce_type or event_type header does
+	// (key event_type_from); "" means the topic name is the event type.
+	EventTypeFrom string
+	// Plugins name plugin blocks, applied in order (key plugins).
+	Plugins []string
+	// OnReject is what happens to records a plugin rejects (key
+	// on_reject): [OnRejectDeadLetter] (default), [OnRejectError] or
+	// [OnRejectDrop].
+	OnReject string
+}
+
+// DeadLetterConfig is the dead_letter block.
+type DeadLetterConfig struct {
+	// Enabled sends dead letters to "<topic><TopicSuffix>" (key enabled).
+	// Defaults to true. When false, on_reject = "dead_letter" drops the
+	// record and logs it.
+	Enabled bool
+	// TopicSuffix is appended to a record's topic to name its dead-letter
+	// topic (key topic_suffix). Defaults to ".failed"; never empty.
+	TopicSuffix string
+}
+
+// PluginConfig is one plugin "name" { } block.
+type PluginConfig struct {
+	// Name is the block label; routes refer to the plugin by it.
+	Name string
+	// Path is the .wasm file (key path), relative to the configuration
+	// file's directory unless absolute. It must exist.
+	Path string
+	// Config is the plugin's configuration (key config, any HCL value)
+	// encoded as JSON; "{}" when absent.
+	Config []byte
+	// MemoryLimit is the most linear memory an instance may have, in bytes
+	// (key memory_limit, e.g. "64MiB"). Defaults to 64 MiB.
+	MemoryLimit uint64
+	// Timeout bounds each batch call (key timeout). Defaults to 100ms;
+	// "0s" disables it (faster guest loops, but nothing stops a runaway
+	// plugin).
+	Timeout time.Duration
+	// Tables maps lookup-table names to JSON files of string values (key
+	// tables), paths resolved like Path.
+	Tables map[string]string
 }

@@ -55,8 +55,10 @@ func defaults() *Config {
 			RequestTimeout:     30 * time.Second,
 			ProduceTimeout:     30 * time.Second,
 		},
-		Log:    LogConfig{Level: "info", Format: "json"},
-		Routes: []RouteConfig{},
+		Log:        LogConfig{Level: "info", Format: "json"},
+		DeadLetter: DeadLetterConfig{Enabled: true, TopicSuffix: ".failed"},
+		Plugins:    []PluginConfig{},
+		Routes:     []RouteConfig{},
 	}
 }
 
@@ -147,8 +149,8 @@ route "default" { topics = ["*"] }
 				}
 				c.Log = LogConfig{Level: "debug", Format: "console"}
 				c.Routes = []RouteConfig{
-					{Name: "orders", Topics: []string{"orders", "orders.*"}, Delivery: "direct"},
-					{Name: "default", Topics: []string{"*"}, Delivery: "direct"},
+					{Name: "orders", Topics: []string{"orders", "orders.*"}, Delivery: "direct", EventTypes: []string{"*"}, OnReject: "dead_letter"},
+					{Name: "default", Topics: []string{"*"}, Delivery: "direct", EventTypes: []string{"*"}, OnReject: "dead_letter"},
 				}
 			},
 		},
@@ -207,9 +209,9 @@ route "c" { topics = ["*"] }
 `,
 			want: func(c *Config) {
 				c.Routes = []RouteConfig{
-					{Name: "b", Topics: []string{"b"}, Delivery: "direct"},
-					{Name: "a", Topics: []string{"a", "a.?", "[xy]*", `\*`}, Delivery: "direct"},
-					{Name: "c", Topics: []string{"*"}, Delivery: "direct"},
+					{Name: "b", Topics: []string{"b"}, Delivery: "direct", EventTypes: []string{"*"}, OnReject: "dead_letter"},
+					{Name: "a", Topics: []string{"a", "a.?", "[xy]*", `\*`}, Delivery: "direct", EventTypes: []string{"*"}, OnReject: "dead_letter"},
+					{Name: "c", Topics: []string{"*"}, Delivery: "direct", EventTypes: []string{"*"}, OnReject: "dead_letter"},
 				}
 			},
 		},
@@ -233,7 +235,7 @@ route "payments" { topics = [env("ROUTE_TOPICS")] }
 				c.Kafka.Embedded = false
 				c.Kafka.Brokers = []string{"env-broker:9092"}
 				c.Kafka.ClientID = "from-env"
-				c.Routes = []RouteConfig{{Name: "payments", Topics: []string{"payments.*"}, Delivery: "direct"}}
+				c.Routes = []RouteConfig{{Name: "payments", Topics: []string{"payments.*"}, Delivery: "direct", EventTypes: []string{"*"}, OnReject: "dead_letter"}}
 			},
 		},
 		{
@@ -302,7 +304,7 @@ func TestParseErrors(t *testing.T) {
 			src:     "kafka { embedded = true }\noutput {}",
 			pos:     "2:1",
 			summary: "Unsupported block type",
-			detail:  `Blocks of type "output" are not expected here. Valid blocks at the top level are admin, kafka, log, proxy, route: rename or remove this one.`,
+			detail:  `Blocks of type "output" are not expected here. Valid blocks at the top level are admin, dead_letter, kafka, log, plugin, proxy, route: rename or remove this one.`,
 		},
 		{
 			name:    "unknown nested block",

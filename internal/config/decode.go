@@ -28,6 +28,9 @@ type decoder struct {
 	// likely the misspelled or mislabeled one.
 	schemaInvalid bool
 	diags         hcl.Diagnostics
+	// dir is the configuration file's directory: relative plugin and
+	// table paths are resolved against it.
+	dir string
 }
 
 // state says what evaluating an attribute gave.
@@ -55,7 +58,9 @@ func (d *decoder) config(raw *fileSchema) *Config {
 	d.admin(&c.Admin, single(d, raw.Admin, "admin"))
 	d.kafka(&c.Kafka, single(d, raw.Kafka, "kafka"))
 	d.log(&c.Log, single(d, raw.Log, "log"))
-	c.Routes = d.routes(raw.Routes)
+	d.deadLetter(&c.DeadLetter, single(d, raw.DeadLetter, "dead_letter"))
+	c.Plugins = d.plugins(raw.Plugins)
+	c.Routes = d.routes(raw.Routes, raw.Plugins)
 	return c
 }
 
@@ -202,11 +207,11 @@ func (d *decoder) log(l *LogConfig, b *logBlock) {
 	d.enum(b.Format, "log.format", []string{"json", "console"}, &l.Format)
 }
 
-func (d *decoder) routes(blocks []*routeBlock) []RouteConfig {
+func (d *decoder) routes(blocks []*routeBlock, plugins []*pluginBlock) []RouteConfig {
 	routes := make([]RouteConfig, 0, len(blocks))
 	seen := make(map[string]*routeBlock, len(blocks))
 	for _, b := range blocks {
-		r := RouteConfig{Name: b.Name, Delivery: defaultDelivery}
+		r := RouteConfig{Name: b.Name, Delivery: defaultDelivery, EventTypes: []string{"*"}, OnReject: defaultOnReject}
 		where := fmt.Sprintf("route %q", b.Name)
 		switch first, dup := seen[b.Name]; {
 		case b.Name == "":
@@ -254,6 +259,7 @@ func (d *decoder) routes(blocks []*routeBlock) []RouteConfig {
 					"%s: unknown delivery %q: use %q (%q is not available in this build yet)", where, s, DeliveryDirect, DeliveryOutbox)
 			}
 		}
+		d.routeExtras(&r, b, plugins, where)
 		routes = append(routes, r)
 	}
 	return routes

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -59,6 +60,7 @@ func parse(src []byte, filename string, lookupEnv lookupEnvFunc) (*Config, error
 
 	d := &decoder{
 		ctx:           evalContext(lookupEnv),
+		dir:           filepath.Dir(filename),
 		missing:       file.Body.MissingItemRange(),
 		schemaInvalid: schemaDiags.HasErrors(),
 	}

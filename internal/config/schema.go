@@ -21,8 +21,27 @@ type fileSchema struct {
 	Proxy  []*proxyBlock `hcl:"proxy,block"`
 	Admin  []*adminBlock `hcl:"admin,block"`
 	Kafka  []*kafkaBlock `hcl:"kafka,block"`
-	Log    []*logBlock   `hcl:"log,block"`
-	Routes []*routeBlock `hcl:"route,block"`
+	Log        []*logBlock        `hcl:"log,block"`
+	DeadLetter []*deadLetterBlock `hcl:"dead_letter,block"`
+	Plugins    []*pluginBlock     `hcl:"plugin,block"`
+	Routes     []*routeBlock      `hcl:"route,block"`
+}
+
+type deadLetterBlock struct {
+	Enabled     hcl.Expression `hcl:"enabled,optional"`
+	TopicSuffix hcl.Expression `hcl:"topic_suffix,optional"`
+	DefRange    hcl.Range      `hcl:",def_range"`
+}
+
+type pluginBlock struct {
+	Name        string         `hcl:"name,label"`
+	NameRange   hcl.Range      `hcl:"name,label_range"`
+	Path        hcl.Expression `hcl:"path,optional"`
+	Config      hcl.Expression `hcl:"config,optional"`
+	MemoryLimit hcl.Expression `hcl:"memory_limit,optional"`
+	Timeout     hcl.Expression `hcl:"timeout,optional"`
+	Tables      hcl.Expression `hcl:"tables,optional"`
+	DefRange    hcl.Range      `hcl:",def_range"`
 }
 
 type proxyBlock struct {
@@ -57,17 +76,22 @@ type logBlock struct {
 }
 
 type routeBlock struct {
-	Name      string         `hcl:"name,label"`
-	NameRange hcl.Range      `hcl:"name,label_range"`
-	Topics    hcl.Expression `hcl:"topics,optional"`
-	Delivery  hcl.Expression `hcl:"delivery,optional"`
-	DefRange  hcl.Range      `hcl:",def_range"`
+	Name          string         `hcl:"name,label"`
+	NameRange     hcl.Range      `hcl:"name,label_range"`
+	Topics        hcl.Expression `hcl:"topics,optional"`
+	EventTypes    hcl.Expression `hcl:"event_types,optional"`
+	EventTypeFrom hcl.Expression `hcl:"event_type_from,optional"`
+	Plugins       hcl.Expression `hcl:"plugins,optional"`
+	OnReject      hcl.Expression `hcl:"on_reject,optional"`
+	Delivery      hcl.Expression `hcl:"delivery,optional"`
+	DefRange      hcl.Range      `hcl:",def_range"`
 }
 
 func (b *proxyBlock) defRange() hcl.Range { return b.DefRange }
 func (b *adminBlock) defRange() hcl.Range { return b.DefRange }
 func (b *kafkaBlock) defRange() hcl.Range { return b.DefRange }
 func (b *logBlock) defRange() hcl.Range   { return b.DefRange }
+func (b *deadLetterBlock) defRange() hcl.Range { return b.DefRange }
 
 // explainUnsupported completes hcl's diagnostics for unknown keys and blocks
 // in body, the file's body, with the names that are valid there.
@@ -107,6 +131,10 @@ func blockSchema(typ string) any {
 		return &logBlock{}
 	case "route":
 		return &routeBlock{}
+	case "plugin":
+		return &pluginBlock{}
+	case "dead_letter":
+		return &deadLetterBlock{}
 	}
 	return nil
 }
