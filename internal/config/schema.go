@@ -18,9 +18,9 @@ import (
 // fileSchema is the top level of a configuration file. Singleton blocks are
 // slices so that the decoder reports duplicates with its own message.
 type fileSchema struct {
-	Proxy  []*proxyBlock `hcl:"proxy,block"`
-	Admin  []*adminBlock `hcl:"admin,block"`
-	Kafka  []*kafkaBlock `hcl:"kafka,block"`
+	Proxy      []*proxyBlock      `hcl:"proxy,block"`
+	Admin      []*adminBlock      `hcl:"admin,block"`
+	Kafka      []*kafkaBlock      `hcl:"kafka,block"`
 	Log        []*logBlock        `hcl:"log,block"`
 	DeadLetter []*deadLetterBlock `hcl:"dead_letter,block"`
 	Plugins    []*pluginBlock     `hcl:"plugin,block"`
@@ -87,10 +87,10 @@ type routeBlock struct {
 	DefRange      hcl.Range      `hcl:",def_range"`
 }
 
-func (b *proxyBlock) defRange() hcl.Range { return b.DefRange }
-func (b *adminBlock) defRange() hcl.Range { return b.DefRange }
-func (b *kafkaBlock) defRange() hcl.Range { return b.DefRange }
-func (b *logBlock) defRange() hcl.Range   { return b.DefRange }
+func (b *proxyBlock) defRange() hcl.Range      { return b.DefRange }
+func (b *adminBlock) defRange() hcl.Range      { return b.DefRange }
+func (b *kafkaBlock) defRange() hcl.Range      { return b.DefRange }
+func (b *logBlock) defRange() hcl.Range        { return b.DefRange }
 func (b *deadLetterBlock) defRange() hcl.Range { return b.DefRange }
 
 // explainUnsupported completes hcl's diagnostics for unknown keys and blocks
