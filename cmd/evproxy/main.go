@@ -2,6 +2,7 @@
 //
 //	evproxy run [-c config.hcl] [--log-format json|console] [--log-level LEVEL]
 //	evproxy validate [-c config.hcl]
+//	evproxy plugin test --plugin X.wasm [--config JSON] < events.jsonl
 //	evproxy version
 package main
 
@@ -15,6 +16,9 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/evproxy/evproxy/internal/app"
 	"github.com/evproxy/evproxy/internal/config"
@@ -28,6 +32,7 @@ const usage = `evproxy: a Kafka-protocol event broker proxy
 Usage:
   evproxy run [-c config.hcl] [--log-format json|console] [--log-level debug|info|warn|error]
   evproxy validate [-c config.hcl]
+  evproxy plugin test --plugin X.wasm [--config JSON] [--timeout 1s] < events.jsonl
   evproxy version
 `
 
@@ -45,6 +50,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "plugin":
+		if len(args) < 2 || args[1] != "test" {
+			fmt.Fprintf(stderr, "evproxy plugin: use `evproxy plugin test --plugin X.wasm [--config JSON] < events.jsonl`\n")
+			return 2
+		}
+		return cmdPluginTest(args[2:], os.Stdin, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "evproxy", buildVersion())
 		return 0
@@ -93,7 +104,37 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: OK (%d routes)\n", *path, len(cfg.Routes))
+	a, err := app.New(cfg, zerolog.Nop())
+	if err == nil {
+		err = app.ValidatePlugins(context.Background(), a.PluginConfigs())
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d routes, %d plugins)\n", *path, len(cfg.Routes), len(cfg.Plugins))
+	return 0
+}
+
+func cmdPluginTest(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plugin test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	plugin := fs.String("plugin", "", "plugin .wasm file (required)")
+	cfg := fs.String("config", "{}", "plugin configuration as JSON")
+	timeout := fs.Duration("timeout", time.Second, "per-call time limit; 0 disables")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *plugin == "" {
+		fmt.Fprintln(stderr, "evproxy plugin test: --plugin is required")
+		return 2
+	}
+	log, _ := app.NewLogger(stderr, "warn", "console")
+	err := app.RunPluginTest(context.Background(), stdin, stdout, app.PluginTestOptions{Path: *plugin, Config: *cfg, Timeout: *timeout, Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "evproxy plugin test: %v\n", err)
+		return 1
+	}
 	return 0
 }
 
@@ -133,7 +174,22 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info().Str("version", buildVersion()).Str("config", *path).Msg("evproxy running")
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-hup:
+			// Reload plugins; other changes need a restart.
+			if newCfg, ok := loadConfig(*path, stderr); !ok {
+				log.Error().Str("config", *path).Msg("SIGHUP: configuration invalid, keeping the running plugins")
+			} else if err := a.Reload(ctx, newCfg); err != nil {
+				log.Error().Err(err).Msg("SIGHUP: reload failed, keeping the running plugins")
+			}
+		}
+	}
 	stop()
 	log.Info().Dur("timeout", cfg.Proxy.ShutdownTimeout).Msg("shutting down: finishing in-flight requests")
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.Proxy.ShutdownTimeout)

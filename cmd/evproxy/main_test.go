@@ -32,8 +32,8 @@ func TestValidate(t *testing.T) {
 		code       int
 		out, inErr string
 	}{
-		{"shipped config", []string{"validate", "-c", "../../config.hcl"}, 0, "../../config.hcl: OK (1 routes)", ""},
-		{"good", []string{"validate", "-c", good}, 0, "OK (1 routes)", ""},
+		{"shipped config", []string{"validate", "-c", "../../config.hcl"}, 0, "../../config.hcl: OK (1 routes, 0 plugins)", ""},
+		{"good", []string{"validate", "-c", good}, 0, "OK (1 routes, 0 plugins)", ""},
 		{"bad duration", []string{"validate", "-c", bad}, 1, "", bad + `:3:22: Error: Invalid duration`},
 		{"missing file", []string{"validate", "-c", filepath.Join(dir, "nope.hcl")}, 1, "", "nope.hcl"},
 		{"unknown command", []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},

@@ -6,6 +6,7 @@
 //
 // Stop closes the Kafka listener and lets connections finish the requests
 // they already read (answers included), bounded by proxy.shutdown_timeout;
+// then stops watching plugin files and closes the plugins and their runtime,
 // then closes the upstream client, then the embedded broker, then the admin
 // server, so /metrics and /readyz stay up while producers drain.
 package app
@@ -24,6 +25,7 @@ import (
 	"github.com/evproxy/evproxy/internal/admin"
 	"github.com/evproxy/evproxy/internal/config"
 	"github.com/evproxy/evproxy/internal/pipeline"
+	"github.com/evproxy/evproxy/internal/plugins"
 	"github.com/evproxy/evproxy/internal/proxy"
 	"github.com/evproxy/evproxy/internal/upstream"
 )
@@ -36,10 +38,18 @@ type App struct {
 	metrics  *proxy.Metrics
 	router   *pipeline.Router
 
+	pluginMetrics *plugins.Metrics
+
 	embedded *kfake.Cluster
 	up       *upstream.Client
 	proxy    *proxy.Server
 	admin    *admin.Server
+
+	runtime   *plugins.Runtime
+	plugins   *plugins.Set
+	processor *pipeline.Processor
+	watchStop context.CancelFunc
+	watchDone chan struct{}
 }
 
 // New checks what can be checked without side effects and returns an App
@@ -47,7 +57,11 @@ type App struct {
 func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	routes := make([]pipeline.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		routes = append(routes, pipeline.Route{Name: r.Name, Topics: r.Topics, Delivery: pipeline.Delivery(r.Delivery)})
+		routes = append(routes, pipeline.Route{
+			Name: r.Name, Topics: r.Topics, Delivery: pipeline.Delivery(r.Delivery),
+			EventTypes: r.EventTypes, EventTypeFrom: r.EventTypeFrom, Plugins: r.Plugins,
+			OnReject: pipeline.OnReject(r.OnReject),
+		})
 	}
 	router, err := pipeline.NewRouter(routes)
 	if err != nil {
@@ -55,7 +69,81 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &App{cfg: cfg, log: log, registry: reg, metrics: proxy.NewMetrics(reg), router: router}, nil
+	a := &App{cfg: cfg, log: log, registry: reg, metrics: proxy.NewMetrics(reg), router: router}
+	a.processor = &pipeline.Processor{
+		Router:     router,
+		DeadLetter: pipeline.DeadLetter{Enabled: cfg.DeadLetter.Enabled, TopicSuffix: cfg.DeadLetter.TopicSuffix},
+	}
+	return a, nil
+}
+
+// pluginConfigs turns the plugin blocks into runtime configurations.
+func (a *App) pluginConfigs(cfg *config.Config, m *plugins.Metrics) []plugins.Config {
+	out := make([]plugins.Config, 0, len(cfg.Plugins))
+	for _, p := range cfg.Plugins {
+		out = append(out, plugins.Config{
+			Name: p.Name, Path: p.Path, Config: p.Config, MemoryLimit: p.MemoryLimit,
+			Timeout: p.Timeout, Tables: p.Tables,
+			Logger:  a.log.With().Str("component", "plugin").Str("plugin", p.Name).Logger(),
+			Metrics: m,
+		})
+	}
+	return out
+}
+
+// setAdapter exposes a plugins.Set to the pipeline.
+type setAdapter struct{ s *plugins.Set }
+
+func (s setAdapter) Get(name string) (pipeline.Plugin, func()) {
+	p, release := s.s.Get(name)
+	if p == nil {
+		return nil, func() {}
+	}
+	return p, release
+}
+
+// startPlugins compiles and pre-warms every plugin and starts watching their
+// files for changes.
+func (a *App) startPlugins(ctx context.Context) error {
+	if len(a.cfg.Plugins) == 0 {
+		return nil
+	}
+	rt, err := plugins.NewRuntime(ctx, plugins.RuntimeConfig{})
+	if err != nil {
+		return fmt.Errorf("app: plugin runtime: %w", err)
+	}
+	a.runtime = rt
+	a.pluginMetrics = plugins.NewMetrics(a.registry)
+	set, err := plugins.NewSet(rt, a.pluginConfigs(a.cfg, a.pluginMetrics))
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.plugins = set
+	a.processor.Plugins = setAdapter{set}
+	wctx, cancel := context.WithCancel(context.Background())
+	a.watchStop, a.watchDone = cancel, make(chan struct{})
+	go func() {
+		defer close(a.watchDone)
+		if err := set.Watch(wctx); err != nil && wctx.Err() == nil {
+			a.log.Error().Err(err).Msg("plugin file watching stopped")
+		}
+	}()
+	a.log.Info().Int("plugins", len(a.cfg.Plugins)).Msg("plugins loaded")
+	return nil
+}
+
+// Reload re-reads the configuration file's plugin blocks and reloads the
+// plugins (SIGHUP). In-flight batches finish on the old versions. Other
+// configuration changes need a restart.
+func (a *App) Reload(ctx context.Context, cfg *config.Config) error {
+	if a.plugins == nil {
+		return errors.New("app: no plugins to reload (plugins added to the configuration need a restart)")
+	}
+	if err := a.plugins.Reload(ctx, a.pluginConfigs(cfg, a.pluginMetrics)); err != nil {
+		return fmt.Errorf("app: reload plugins: %w", err)
+	}
+	a.log.Info().Msg("plugins reloaded")
+	return nil
 }
 
 // Start starts every component in order: embedded broker, upstream client,
@@ -93,6 +181,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 		// why until the cluster answers.
 		a.log.Warn().Err(err).Strs("brokers", brokers).Msg("upstream kafka not reachable yet")
 	}
+	if err := a.startPlugins(ctx); err != nil {
+		return err
+	}
 	if a.cfg.Admin.Listen != "" {
 		a.admin = admin.New(admin.Config{
 			Listen:   a.cfg.Admin.Listen,
@@ -112,6 +203,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		MaxInflight:     a.cfg.Proxy.MaxInflight,
 		IdleTimeout:     a.cfg.Proxy.IdleTimeout,
 		Router:          a.router,
+		Pipeline:        a.processor,
 		Upstream:        a.up,
 		Logger:          a.log.With().Str("component", "proxy").Logger(),
 		Metrics:         a.metrics,
@@ -151,6 +243,20 @@ func (a *App) Stop(ctx context.Context) error {
 	var errs []error
 	if a.proxy != nil {
 		if err := a.proxy.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.watchStop != nil {
+		a.watchStop()
+		<-a.watchDone
+	}
+	if a.plugins != nil {
+		if err := a.plugins.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.runtime != nil {
+		if err := a.runtime.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evproxy/evproxy/internal/messageset"
@@ -47,6 +48,13 @@ type produceSlot struct {
 	size  int
 	// settled means the idempotence outcome was already reported.
 	settled bool
+	// Plugin path: side records to produce, the error producing them
+	// (set before the answer runs), and whether the batch was consumed
+	// without anything left to forward to its partition.
+	side     []*kgo.Record
+	sideErr  error
+	consumed bool
+	topic    *string
 }
 
 func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
@@ -69,8 +77,10 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 		*st = kmsg.NewProduceResponseTopic()
 		st.Topic = rt.Topic
 		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
-		route := s.cfg.Router.Match(rt.Topic)
-		if route == nil {
+		route, fixed := s.cfg.Router.Match(rt.Topic)
+		refused := fixed && route == nil
+		passthrough := fixed && route != nil && route.Passthrough()
+		if refused {
 			cc.log.Warn().Str("topic", rt.Topic).Msg("produce to a topic no route claims: answering TOPIC_AUTHORIZATION_FAILED")
 		}
 		for j := range rt.Partitions {
@@ -78,13 +88,13 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 			sp := &st.Partitions[j]
 			*sp = kmsg.NewProduceResponseTopicPartition()
 			sp.Partition = rp.Partition
-			slots = append(slots, produceSlot{resp: sp, size: len(rp.Records)})
+			slots = append(slots, produceSlot{resp: sp, size: len(rp.Records), topic: &rt.Topic})
 			slot := &slots[len(slots)-1]
 			switch {
 			case req.TransactionID != nil:
 				setErr(sp, req.Version, kerr.TransactionalIDAuthorizationFailed, "evproxy does not proxy transactions")
 				continue
-			case route == nil:
+			case refused:
 				setErr(sp, req.Version, kerr.TopicAuthorizationFailed, fmt.Sprintf("evproxy: no route matches topic %q", rt.Topic))
 				continue
 			}
@@ -144,11 +154,17 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 				}
 				slot.idem, slot.gen = true, v.gen
 			}
-			slot.batch = batch
-			batches = append(batches, batch)
 			if s.m != nil {
 				s.m.recordsIn(rt.Topic, int(h.NumRecords), len(rp.Records))
 			}
+			if !passthrough {
+				// Plugin path: decode, run the chains, re-encode.
+				if !cc.runPipeline(slot, batch, rt.Topic, rp.Partition, h, req.Version) {
+					continue
+				}
+			}
+			slot.batch = batch
+			batches = append(batches, batch)
 		}
 	}
 	acks := req.Acks
@@ -161,9 +177,20 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 		}
 		return resp
 	}
+	up := upstream.NewProduce(batches, func() { cc.complete(p) })
+	up.Hold() // the answer waits for the bookkeeping below
+	for i := range slots {
+		sl := &slots[i]
+		if len(sl.side) == 0 {
+			continue
+		}
+		up.Hold()
+		s.cfg.Upstream.ProduceRecords(s.ctx, sl.side, func(err error) {
+			sl.sideErr = err
+			up.Release()
+		})
+	}
 	if len(batches) > 0 {
-		up := upstream.NewProduce(batches, func() { cc.complete(p) })
-		up.Hold() // the answer waits for the loop below
 		s.cfg.Upstream.Send(s.ctx, up)
 		// Batches that failed before reaching a broker failed now, in
 		// request order: settle them before the next request is read so
@@ -174,19 +201,28 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 				cc.settle(sl, req.Version)
 			}
 		}
-		up.Release()
-		return
 	}
-	cc.complete(p)
+	up.Release()
 }
 
 // settle copies a forwarded batch's upstream result into its response slot
 // and reports it to the idempotence tracker, once.
 func (cc *clientConn) settle(sl *produceSlot, version int16) {
+	if sl.consumed && !sl.settled {
+		// Nothing left for the partition itself (all dropped, rejected
+		// or routed away): the batch is done once its side records are.
+		sl.settled = true
+		cc.settleConsumed(sl, version)
+		return
+	}
 	if sl.batch == nil || sl.settled {
 		return
 	}
 	sl.settled = true
+	if sl.sideErr != nil && sl.batch.Err == nil {
+		cc.log.Warn().Err(sl.sideErr).Str("topic", sl.batch.Topic).Msg("routed, fanned-out or dead-letter records failed")
+		sl.batch.Err = kerr.NotEnoughReplicas // retriable; the batch itself was written
+	}
 	b, h, s := sl.batch, &sl.hdr, cc.s
 	tp := tpKey{b.Topic, b.Partition}
 	if b.Err != nil {

@@ -33,7 +33,7 @@ func (cc *clientConn) fetch(p *pending, req *kmsg.FetchRequest) {
 	fwd.Topics = nil
 	var refused []kmsg.FetchRequestTopic
 	for _, t := range req.Topics {
-		if s.cfg.Router.Match(t.Topic) == nil {
+		if !s.cfg.Router.Claims(t.Topic) {
 			refused = append(refused, t)
 			continue
 		}

@@ -19,7 +19,7 @@ func (cc *clientConn) listOffsets(p *pending, req *kmsg.ListOffsetsRequest) {
 	fwd.Topics = nil
 	var refused []kmsg.ListOffsetsRequestTopic
 	for _, t := range req.Topics {
-		if s.cfg.Router.Match(t.Topic) == nil {
+		if !s.cfg.Router.Claims(t.Topic) {
 			refused = append(refused, t)
 			continue
 		}

@@ -29,7 +29,7 @@ func (cc *clientConn) metadata(p *pending, req *kmsg.MetadataRequest) {
 			if t.Topic == nil {
 				continue // v10+ lookups by id only: unsupported, skipped
 			}
-			if s.cfg.Router.Match(*t.Topic) == nil {
+			if !s.cfg.Router.Claims(*t.Topic) {
 				refused = append(refused, *t.Topic)
 				continue
 			}
@@ -61,7 +61,7 @@ func (cc *clientConn) metadata(p *pending, req *kmsg.MetadataRequest) {
 		} else if up != nil {
 			resp.ClusterID = up.ClusterID
 			for _, ut := range up.Topics {
-				if ut.Topic == nil || (all && s.cfg.Router.Match(*ut.Topic) == nil) {
+				if ut.Topic == nil || (all && !s.cfg.Router.Claims(*ut.Topic)) {
 					continue
 				}
 				resp.Topics = append(resp.Topics, s.mirrorTopic(ut))

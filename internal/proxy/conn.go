@@ -16,6 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/evproxy/evproxy/internal/batchcodec"
 )
 
 // pending is one request whose answer the connection owes, in request
@@ -53,6 +55,11 @@ type clientConn struct {
 	idle    *sync.Cond // signalled when pend empties (on wmu)
 	// raw allows non-blocking writes on TCP connections.
 	raw syscall.RawConn
+
+	// decoder and encoder serve the plugin path; only the reader
+	// goroutine uses them.
+	decoder batchcodec.Decoder
+	encoder batchcodec.Encoder
 
 	stopping atomic.Bool
 	closed   atomic.Bool

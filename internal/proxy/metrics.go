@@ -22,6 +22,7 @@ type Metrics struct {
 	recordsOutC    *prometheus.CounterVec
 	bytesOutC      *prometheus.CounterVec
 	upstreamReqs   prometheus.Histogram
+	rejectedC      *prometheus.CounterVec
 }
 
 // NewMetrics creates the proxy's collectors and registers them with reg.
@@ -59,6 +60,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesOutC: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "evproxy_bytes_out_total", Help: "Record batch bytes the upstream acknowledged, by topic.",
 		}, []string{"topic"}),
+		rejectedC: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "evproxy_records_rejected_total", Help: "Records a plugin rejected, by topic (then dead-lettered, dropped or failed as on_reject says).",
+		}, []string{"topic"}),
 		upstreamReqs: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "evproxy_upstream_produce_duration_seconds",
 			Help:    "Round trip of produce requests forwarded to the upstream.",
@@ -66,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.requests, m.latencyHist, m.connections, m.protocolErrors, m.badBatches,
-		m.upstreamErrors, m.recordsInC, m.bytesInC, m.recordsOutC, m.bytesOutC, m.upstreamReqs)
+		m.upstreamErrors, m.recordsInC, m.bytesInC, m.recordsOutC, m.bytesOutC, m.upstreamReqs, m.rejectedC)
 	return m
 }
 
@@ -103,6 +107,10 @@ func (m *Metrics) latency(key int16, d time.Duration) {
 func (m *Metrics) recordsIn(topic string, records, bytes int) {
 	m.recordsInC.WithLabelValues(topic).Add(float64(records))
 	m.bytesInC.WithLabelValues(topic).Add(float64(bytes))
+}
+
+func (m *Metrics) rejected(topic string, n int) {
+	m.rejectedC.WithLabelValues(topic).Add(float64(n))
 }
 
 func (m *Metrics) recordsOut(topic string, records, bytes int) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evproxy/evproxy/internal/pipeline"
@@ -31,6 +32,9 @@ type Upstream interface {
 	Fetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse
 	// ListOffsets forwards a ListOffsets request to the partition leaders.
 	ListOffsets(ctx context.Context, req *kmsg.ListOffsetsRequest) (*kmsg.ListOffsetsResponse, error)
+	// ProduceRecords produces records to other topics (routed, fanned
+	// out, dead letters) and calls done once with the first error.
+	ProduceRecords(ctx context.Context, recs []*kgo.Record, done func(error))
 }
 
 // Config configures a Server.
@@ -52,6 +56,9 @@ type Config struct {
 	IdleTimeout time.Duration
 	// Router maps topics to routes. Required.
 	Router *pipeline.Router
+	// Pipeline runs plugin chains for routes that have them; nil when no
+	// route has plugins or event-type filters.
+	Pipeline *pipeline.Processor
 	// Upstream receives produced batches. Required.
 	Upstream Upstream
 	// Logger receives connection and request events.

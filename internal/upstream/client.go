@@ -90,6 +90,8 @@ type Client struct {
 	// partition, the epoch of its latest failed batch (guarded by seqMu).
 	failures atomic.Uint64
 	lastFail map[topicPartition]uint64
+
+	side sideProducer
 }
 
 type topicPartition struct {
@@ -162,6 +164,8 @@ func (c *Client) Close() {
 	for _, bc := range conns {
 		bc.close(errClientClosed)
 	}
+	c.side.once.Do(func() {}) // no side producer after Close
+	c.side.close()
 	c.cl.Close()
 }
 

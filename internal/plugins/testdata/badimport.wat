@@ -1,0 +1,9 @@
+;; badimport.wat: imports from a module evproxy does not provide ("env").
+(module
+  (import "env" "abort" (func (param i32 i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "evp_abi_v1"))
+  (func (export "evp_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "evp_init") (param i32 i32) (result i32) (i32.const 0))
+  (func (export "evp_process") (param i32 i32) (result i64) (i64.const -1))
+)

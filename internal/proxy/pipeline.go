@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/evproxy/evproxy/internal/pipeline"
+	"github.com/evproxy/evproxy/internal/recordbatch"
+	"github.com/evproxy/evproxy/internal/upstream"
+)
+
+// runPipeline runs the plugin chains over one partition's batch. It
+// rewrites batch (the records that stay in the partition, re-encoded with
+// the producer's codec) and collects the side records of slot. It reports
+// whether batch still has to be forwarded; when it does not, slot is
+// answered by itself (consumed, refused, or failed).
+func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topic string, partition int32, h recordbatch.Header, version int16) bool {
+	s := cc.s
+	if s.cfg.Pipeline == nil {
+		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: plugins are not configured")
+		return false
+	}
+	dec, err := cc.decoder.Decode(batch.Data, int(s.cfg.MaxRequestBytes))
+	if err != nil {
+		cc.log.Warn().Str("topic", topic).Int32("partition", partition).Err(err).Msg("refusing record batch: cannot decode its records")
+		cc.failSlot(slot, version, kerr.CorruptMessage, "evproxy: "+err.Error())
+		return false
+	}
+	out, err := s.cfg.Pipeline.Process(s.ctx, pipeline.Input{Topic: topic, Partition: partition, Records: dec.Records})
+	if err != nil {
+		cc.log.Error().Str("topic", topic).Int32("partition", partition).Err(err).Msg("pipeline failed")
+		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: "+err.Error())
+		return false
+	}
+	if s.m != nil && out.Rejected > 0 {
+		s.m.rejected(topic, out.Rejected)
+	}
+	if len(out.Errors) > 0 {
+		// on_reject = "error": the batch fails as a whole, with the
+		// reasons per record (v8+).
+		msg := out.Errors[0].Message
+		setErr(slot.resp, version, kerr.InvalidRecord, msg)
+		if version >= 8 {
+			for _, e := range out.Errors {
+				re := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+				re.RelativeOffset = e.Index
+				m := e.Message
+				re.ErrorMessage = &m
+				slot.resp.ErrorRecords = append(slot.resp.ErrorRecords, re)
+			}
+		}
+		// The producer does not retry INVALID_RECORD: its sequence is
+		// used up, so later batches are in order.
+		slot.consumed, slot.settled = true, true
+		if slot.idem {
+			s.producers.done(h.ProducerID, h.ProducerEpoch, tpKey{topic, partition}, h.BaseSequence, h.LastSequence(), slot.gen, -1, nil)
+		}
+		return false
+	}
+	for _, r := range out.Side {
+		slot.side = append(slot.side, sideRecord(r))
+	}
+	if len(out.Main) == 0 {
+		slot.consumed = true
+		return false
+	}
+	enc, err := cc.encoder.Encode(nil, h.Attributes, -1, -1, -1, out.Main)
+	if err != nil {
+		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: re-encode batch: "+err.Error())
+		return false
+	}
+	batch.Data = enc
+	batch.NumRecords = int32(len(out.Main))
+	return true
+}
+
+// sideRecord copies a pipeline side record into a franz-go record: its
+// bytes may alias the connection's decode buffers, which the next request
+// reuses.
+func sideRecord(r pipeline.SideRecord) *kgo.Record {
+	kr := &kgo.Record{Topic: r.Topic, Timestamp: timeFromMillis(r.Timestamp)}
+	if r.Key != nil {
+		kr.Key = append([]byte{}, r.Key...)
+	}
+	if r.Value != nil {
+		kr.Value = append([]byte{}, r.Value...)
+	}
+	for _, h := range r.Headers {
+		kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: strings.Clone(h.Key), Value: append([]byte(nil), h.Value...)})
+	}
+	return kr
+}
+
+// failSlot answers a partition with err without forwarding it, reporting
+// the failure to the idempotence tracker.
+func (cc *clientConn) failSlot(slot *produceSlot, version int16, err *kerr.Error, msg string) {
+	setErr(slot.resp, version, err, msg)
+	slot.consumed, slot.settled = true, true
+	if slot.idem {
+		h := &slot.hdr
+		cc.s.producers.done(h.ProducerID, h.ProducerEpoch, tpKey{*slot.topic, slot.resp.Partition}, h.BaseSequence, h.LastSequence(), slot.gen, -1, err)
+	}
+}
+
+// settleConsumed answers a batch nothing of which went to its own
+// partition: success once its side records are acknowledged.
+func (cc *clientConn) settleConsumed(sl *produceSlot, version int16) {
+	var err error
+	if sl.sideErr != nil {
+		cc.log.Warn().Err(sl.sideErr).Str("topic", *sl.topic).Msg("routed, fanned-out or dead-letter records failed")
+		setErr(sl.resp, version, kerr.NotEnoughReplicas, "")
+		err = kerr.NotEnoughReplicas
+	} else {
+		sl.resp.BaseOffset = -1
+	}
+	if sl.idem {
+		h := &sl.hdr
+		cc.s.producers.done(h.ProducerID, h.ProducerEpoch, tpKey{*sl.topic, sl.resp.Partition}, h.BaseSequence, h.LastSequence(), sl.gen, -1, err)
+	}
+}
+
+func timeFromMillis(ms int64) time.Time { return time.UnixMilli(ms) }
