@@ -91,17 +91,6 @@ func (a *App) pluginConfigs(cfg *config.Config, m *plugins.Metrics) []plugins.Co
 	return out
 }
 
-// setAdapter exposes a plugins.Set to the pipeline.
-type setAdapter struct{ s *plugins.Set }
-
-func (s setAdapter) Get(name string) (pipeline.Plugin, func()) {
-	p, release := s.s.Get(name)
-	if p == nil {
-		return nil, func() {}
-	}
-	return p, release
-}
-
 // startPlugins compiles and pre-warms every plugin and starts watching their
 // files for changes.
 func (a *App) startPlugins(ctx context.Context) error {
@@ -119,7 +108,7 @@ func (a *App) startPlugins(ctx context.Context) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	a.plugins = set
-	a.processor.Plugins = setAdapter{set}
+	a.processor.Plugins = pipeline.Loaded(set)
 	wctx, cancel := context.WithCancel(context.Background())
 	a.watchStop, a.watchDone = cancel, make(chan struct{})
 	go func() {

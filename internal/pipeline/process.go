@@ -287,3 +287,16 @@ func headerLookup(hs []batchcodec.Header) func(string) ([]byte, bool) {
 		return nil, false
 	}
 }
+
+// Loaded adapts the runtime's plugin set to PluginSet.
+func Loaded(s *plugins.Set) PluginSet { return loadedSet{s} }
+
+type loadedSet struct{ s *plugins.Set }
+
+func (l loadedSet) Get(name string) (Plugin, func()) {
+	p, release := l.s.Get(name)
+	if p == nil {
+		return nil, func() {}
+	}
+	return p, release
+}

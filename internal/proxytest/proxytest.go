@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/evproxy/evproxy/internal/pipeline"
+	"github.com/evproxy/evproxy/internal/plugins"
 	"github.com/evproxy/evproxy/internal/proxy"
 	"github.com/evproxy/evproxy/internal/upstream"
 )
@@ -29,6 +30,11 @@ type Options struct {
 	IdleTimeout     time.Duration
 	// KfakeOpts are added to the upstream cluster's options.
 	KfakeOpts []kfake.Opt
+	// Plugins are loaded (and watched for changes) for routes that name
+	// them.
+	Plugins []plugins.Config
+	// DeadLetter defaults to enabled with suffix ".failed".
+	DeadLetter *pipeline.DeadLetter
 }
 
 // Stack is a running evproxy in front of a kfake cluster. Everything is
@@ -43,6 +49,8 @@ type Stack struct {
 	Client       *upstream.Client
 	Metrics      *proxy.Metrics
 	Registry     *prometheus.Registry
+	// PluginSet holds the loaded plugins (nil without Options.Plugins).
+	PluginSet *plugins.Set
 }
 
 // Logger returns a logger writing to the test log when EVPROXY_TEST_LOG is
@@ -85,8 +93,33 @@ func Start(t testing.TB, o *Options) *Stack {
 	if err != nil {
 		t.Fatalf("proxytest: %v", err)
 	}
+	dl := pipeline.DeadLetter{Enabled: true, TopicSuffix: ".failed"}
+	if o.DeadLetter != nil {
+		dl = *o.DeadLetter
+	}
+	proc := &pipeline.Processor{Router: router, DeadLetter: dl}
+	var set *plugins.Set
+	if len(o.Plugins) > 0 {
+		rt, err := plugins.NewRuntime(context.Background(), plugins.RuntimeConfig{})
+		if err != nil {
+			t.Fatalf("proxytest: plugin runtime: %v", err)
+		}
+		t.Cleanup(func() { _ = rt.Close(context.Background()) })
+		pm := plugins.NewMetrics(reg)
+		cfgs := make([]plugins.Config, len(o.Plugins))
+		for i, c := range o.Plugins {
+			c.Logger, c.Metrics = Logger(t), pm
+			cfgs[i] = c
+		}
+		set, err = plugins.NewSet(rt, cfgs)
+		if err != nil {
+			t.Fatalf("proxytest: load plugins: %v", err)
+		}
+		t.Cleanup(func() { _ = set.Close(context.Background()) })
+		proc.Plugins = pipeline.Loaded(set)
+	}
 	srv, err := proxy.New(proxy.Config{
-		Listen: "127.0.0.1:0", Router: router, Upstream: up, Logger: Logger(t), Metrics: m,
+		Listen: "127.0.0.1:0", Router: router, Pipeline: proc, Upstream: up, Logger: Logger(t), Metrics: m,
 		MaxRequestBytes: o.MaxRequestBytes, MaxInflight: o.MaxInflight, IdleTimeout: o.IdleTimeout,
 	})
 	if err != nil {
@@ -102,6 +135,6 @@ func Start(t testing.TB, o *Options) *Stack {
 	})
 	return &Stack{
 		ProxyAddr: srv.Addr(), UpstreamAddr: upAddr, Upstream: c,
-		Server: srv, Client: up, Metrics: m, Registry: reg,
+		Server: srv, Client: up, Metrics: m, Registry: reg, PluginSet: set,
 	}
 }
