@@ -186,6 +186,14 @@ func (d *Decoder) readRecords(data []byte, count int, baseTS int64, compressed b
 			}
 		}
 	}
+	// Drop what the previous batch left past this one's end, so that the
+	// Decoder does not keep earlier inputs from being collected.
+	if len(d.recs) > len(recs) {
+		clear(d.recs[len(recs):])
+	}
+	if len(d.hdrs) > len(hdrs) {
+		clear(d.hdrs[len(hdrs):])
+	}
 	d.recs, d.hdrs = recs, hdrs
 	return nil
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/evproxy/evproxy/internal/batchcodec"
 	"github.com/evproxy/evproxy/internal/pipeline"
 	"github.com/evproxy/evproxy/internal/recordbatch"
 	"github.com/evproxy/evproxy/internal/upstream"
@@ -26,8 +28,15 @@ func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topi
 	}
 	dec, err := cc.decoder.Decode(batch.Data, int(s.cfg.MaxRequestBytes))
 	if err != nil {
-		cc.log.Warn().Str("topic", topic).Int32("partition", partition).Err(err).Msg("refusing record batch: cannot decode its records")
-		cc.failSlot(slot, version, kerr.CorruptMessage, "evproxy: "+err.Error())
+		code := kerr.CorruptMessage
+		switch {
+		case errors.Is(err, batchcodec.ErrTooLarge):
+			code = kerr.MessageTooLarge
+		case errors.Is(err, batchcodec.ErrUnsupportedCodec):
+			code = kerr.UnsupportedCompressionType
+		}
+		cc.log.Warn().Str("topic", topic).Int32("partition", partition).Err(err).Str("answer", code.Message).Msg("refusing record batch: cannot decode its records")
+		cc.failSlot(slot, version, code, "evproxy: "+err.Error())
 		return false
 	}
 	out, err := s.cfg.Pipeline.Process(s.ctx, pipeline.Input{Topic: topic, Partition: partition, Records: dec.Records})
