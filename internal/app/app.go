@@ -15,6 +15,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -97,7 +99,12 @@ func (a *App) startPlugins(ctx context.Context) error {
 	if len(a.cfg.Plugins) == 0 {
 		return nil
 	}
-	rt, err := plugins.NewRuntime(ctx, plugins.RuntimeConfig{})
+	// Compiled plugins are cached on disk so restarts skip compilation.
+	var cacheDir string
+	if dir, err := os.UserCacheDir(); err == nil {
+		cacheDir = filepath.Join(dir, "evproxy", "wazero")
+	}
+	rt, err := plugins.NewRuntime(ctx, plugins.RuntimeConfig{CacheDir: cacheDir})
 	if err != nil {
 		return fmt.Errorf("app: plugin runtime: %w", err)
 	}
