@@ -86,7 +86,7 @@ func (a *App) pluginConfigs(cfg *config.Config, m *plugins.Metrics) []plugins.Co
 		out = append(out, plugins.Config{
 			Name: p.Name, Path: p.Path, Config: p.Config, MemoryLimit: p.MemoryLimit,
 			Timeout: p.Timeout, Tables: p.Tables,
-			Logger:  a.log.With().Str("component", "plugin").Str("plugin", p.Name).Logger(),
+			Logger:  a.log.With().Str("component", "plugin").Logger(),
 			Metrics: m,
 		})
 	}
@@ -116,7 +116,7 @@ func (a *App) startPlugins(ctx context.Context) error {
 	}
 	a.plugins = set
 	a.processor.Plugins = pipeline.Loaded(set)
-	wctx, cancel := context.WithCancel(context.Background())
+	wctx, cancel := context.WithCancel(a.log.WithContext(context.Background()))
 	a.watchStop, a.watchDone = cancel, make(chan struct{})
 	go func() {
 		defer close(a.watchDone)

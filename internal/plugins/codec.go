@@ -93,7 +93,8 @@ const (
 // share (strings point into it too; the byte slices are capped so appending
 // to one never overwrites another). Outputs and Headers each get one
 // backing array per call. A REPLACE with no outputs decodes as Drop, as the
-// spec says they are the same.
+// spec says they are the same; headers set to none decode as HeadersSet
+// with nil Headers.
 func decodeVerdicts(src []byte, count int, out []Verdict) error {
 	if len(out) != count {
 		return fmt.Errorf("%w: %d verdicts for %d records", errMalformed, len(out), count)
@@ -148,13 +149,14 @@ func decodeVerdicts(src []byte, count int, out []Verdict) error {
 					o.Value, o.ValueSet = d.nbytes(), true
 				}
 				if fields&fieldHeaders != 0 {
-					hc := int(d.u32())
-					hs := headers[:hc:hc]
-					headers = headers[hc:]
-					for k := range hs {
-						hs[k] = Header{Name: d.str(), Value: d.nbytes()}
+					o.HeadersSet = true
+					if hc := int(d.u32()); hc > 0 { // else Headers stays nil
+						o.Headers = headers[:hc:hc]
+						headers = headers[hc:]
+						for k := range o.Headers {
+							o.Headers[k] = Header{Name: d.str(), Value: d.nbytes()}
+						}
 					}
-					o.Headers, o.HeadersSet = hs, true
 				}
 			}
 			out[i] = Verdict{Action: Replace, Outputs: os}

@@ -32,6 +32,10 @@
 // Load fills every slot first, so the hot path does not instantiate (a Go
 // guest takes ~8 ms and ~5 MB to instantiate, C ~50 µs).
 //
+// A discarded instance is replaced before its token goes back, by the
+// call that discarded it, so that call rather than the next one pays for
+// the instantiation.
+//
 // One call is one evp_alloc and one evp_process. The batch is encoded
 // directly into the guest's buffer (no intermediate copy) and the output is
 // validated completely in guest memory, then copied out once (only if some

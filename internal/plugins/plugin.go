@@ -29,9 +29,10 @@ type Config struct {
 	// (evp_process returns its output pointer in 31 bits).
 	MemoryLimit uint64
 	// Timeout bounds each evp_process call (with its evp_alloc). 0 disables
-	// it, which makes guest loops 3-4× faster (no termination checks are
-	// compiled in) but leaves nothing that can stop a runaway loop. When
-	// enabled, cancelling Process's ctx also interrupts the call.
+	// it (config.hcl's default of 100ms is applied by the caller), which
+	// makes guest loops 3-4× faster (no termination checks are compiled in)
+	// but leaves nothing that can stop a runaway loop. When enabled,
+	// cancelling Process's ctx also interrupts the call.
 	Timeout time.Duration
 	// Tables maps a lookup table's name to a JSON file holding an object of
 	// string values.
@@ -311,11 +312,19 @@ func (p *Plugin) Process(ctx context.Context, eventType string, recs []Record) (
 	c := caller{p: p, ctx: ctx, inst: inst, eventType: eventType}
 	out := make([]Verdict, len(recs))
 	err := c.run(recs, out)
+	if err == nil {
+		p.metrics.call(time.Since(start).Seconds(), out)
+		if c.inst == nil && !c.noInst {
+			// The last instance was discarded: replace it now, so the
+			// batch that cost it pays for the new one rather than the next
+			// caller. If that fails, the next user of the slot tries again.
+			c.inst, _ = p.newInstance(ctx)
+		}
+	}
 	p.pool <- c.inst
 	if err != nil {
 		return nil, err
 	}
-	p.metrics.call(time.Since(start).Seconds(), out)
 	return out, nil
 }
 

@@ -31,6 +31,7 @@ type watchHooks struct {
 // failed reload keeps the running version and is logged with the plugin's
 // logger; Watch's own problems go to zerolog.Ctx(ctx). Watch returns nil
 // when ctx ends or the Set is closed, and an error only if it cannot start.
+// Run one Watch per Set.
 func (s *Set) Watch(ctx context.Context) error {
 	log := zerolog.Ctx(ctx)
 	w, err := fsnotify.NewWatcher()
