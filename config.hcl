@@ -24,6 +24,31 @@ log {
   format = "json"                        # or "console"; `evproxy run --log-format console`
 }
 
+dead_letter {
+  enabled      = true
+  topic_suffix = ".failed"                # rejected records of topic T go to T.failed
+}
+
+# WASM plugins (docs/plugins.md). Build the examples with `make plugins`, then
+# uncomment these blocks and the route below.
+#
+# plugin "validate" {
+#   path         = "plugins/examples/validate/validate.wasm"
+#   config       = { required = ["id"] }
+#   memory_limit = "64MiB"
+#   timeout      = "100ms"               # per batch call
+# }
+# plugin "enrich" {
+#   path   = "plugins/examples/enrich/enrich.wasm"
+#   config = { source = "checkout" }
+# }
+#
+# route "orders" {
+#   topics    = ["orders", "orders.*"]
+#   plugins   = ["validate", "enrich"]   # applied in order
+#   on_reject = "dead_letter"            # or "error" / "drop"
+# }
+
 # First matching route wins, in file order. A topic no route matches is
 # refused with TOPIC_AUTHORIZATION_FAILED.
 route "default" {
