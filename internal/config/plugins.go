@@ -93,8 +93,8 @@ func (d *decoder) plugins(blocks []*pluginBlock) []PluginConfig {
 			switch {
 			case err != nil:
 				d.errorf(b.MemoryLimit.Range(), "Invalid size", "%s: memory_limit %q: %v; use a size such as \"64MiB\"", where, s, err)
-			case n < 64<<10 || n > 4<<30:
-				d.errorf(b.MemoryLimit.Range(), "Size out of range", "%s: memory_limit must be from 64KiB to 4GiB (WebAssembly's 32-bit memory), got %q", where, s)
+			case n < 64<<10 || n > 2<<30:
+				d.errorf(b.MemoryLimit.Range(), "Size out of range", "%s: memory_limit must be from 64KiB to 2GiB, got %q", where, s)
 			default:
 				p.MemoryLimit = n
 			}
