@@ -129,7 +129,6 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 	// results[i] are the outputs of input record i, in order.
 	results := make([][]item, len(in.Records))
 	var rejected []rejection
-	errorRoute := false
 	for _, g := range groups {
 		items := g.items
 		for _, name := range g.route.Plugins {
@@ -142,9 +141,6 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 			}
 			items = next
 			for i := range rej {
-				if g.route.OnReject == RejectError {
-					errorRoute = true
-				}
 				rej[i].plugin = name
 			}
 			rejected = append(rejected, rej...)
@@ -167,7 +163,7 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 		}
 		out.Rejected++
 	}
-	if errorRoute && len(out.Errors) > 0 {
+	if len(out.Errors) > 0 {
 		return Outcome{Errors: out.Errors, Rejected: out.Rejected}, nil
 	}
 	deadLetters := out.Side
