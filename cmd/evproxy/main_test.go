@@ -61,64 +61,12 @@ func TestValidate(t *testing.T) {
 // exits 0.
 func TestRunServesAndStopsOnSIGTERM(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "evproxy")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	cfg := filepath.Join(dir, "config.hcl")
-	os.WriteFile(cfg, []byte(`
-proxy {
-  listen = "127.0.0.1:0"
-}
-admin {
-  listen = "127.0.0.1:0"
-}
-kafka {
-  brokers  = ["127.0.0.1:0"]
-  embedded = true
-}
+	p := startBinary(t, `
 route "all" {
   topics = ["*"]
 }
-`), 0o600)
-	cmd := exec.Command(bin, "run", "-c", cfg)
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan map[string]any, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				lines <- m
-			}
-		}
-		close(lines)
-	}()
-	var proxyAddr, adminAddr, brokerAddr string
-	deadline := time.After(30 * time.Second)
-	for proxyAddr == "" || adminAddr == "" || brokerAddr == "" {
-		select {
-		case m, ok := <-lines:
-			if !ok {
-				t.Fatal("evproxy exited before it was ready")
-			}
-			switch m["message"] {
-			case "kafka listener started":
-				proxyAddr = m["listen"].(string)
-			case "admin server started":
-				adminAddr = m["listen"].(string)
-			case "embedded development broker started: records live in memory only; use kafka { brokers = [...] } in production":
-				brokerAddr = m["listen"].([]any)[0].(string)
-			}
-		case <-deadline:
-			t.Fatal("evproxy did not log its addresses within 30s")
-		}
-	}
+`)
+	cmd, lines, proxyAddr, adminAddr, brokerAddr := p.cmd, p.lines, p.proxyAddr, p.adminAddr, p.brokerAddr
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(proxyAddr), kgo.AllowAutoTopicCreation())
@@ -169,5 +117,92 @@ route "all" {
 	}
 	if !stopped {
 		t.Fatal(`no "stopped" log line after SIGTERM`)
+	}
+}
+
+// binary is a running evproxy process started by startBinary.
+type binary struct {
+	cmd                              *exec.Cmd
+	cfg                              string // its config file
+	lines                            chan map[string]any
+	proxyAddr, adminAddr, brokerAddr string
+}
+
+// startBinary builds evproxy, writes a config with free ports, an embedded
+// broker and extra (routes, plugins), starts it and waits for its addresses.
+func startBinary(t *testing.T, extra string) *binary {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "evproxy")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	b := &binary{cfg: filepath.Join(dir, "config.hcl"), lines: make(chan map[string]any, 1000)}
+	os.WriteFile(b.cfg, []byte(`
+proxy {
+  listen = "127.0.0.1:0"
+}
+admin {
+  listen = "127.0.0.1:0"
+}
+kafka {
+  brokers  = ["127.0.0.1:0"]
+  embedded = true
+}
+`+extra), 0o600)
+	b.cmd = exec.Command(bin, "run", "-c", b.cfg)
+	stderr, _ := b.cmd.StderrPipe()
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.cmd.Process.Kill(); _ = b.cmd.Wait() })
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				b.lines <- m
+			}
+		}
+		close(b.lines)
+	}()
+	deadline := time.After(30 * time.Second)
+	for b.proxyAddr == "" || b.adminAddr == "" || b.brokerAddr == "" {
+		select {
+		case m, ok := <-b.lines:
+			if !ok {
+				t.Fatal("evproxy exited before it was ready")
+			}
+			switch m["message"] {
+			case "kafka listener started":
+				b.proxyAddr = m["listen"].(string)
+			case "admin server started":
+				b.adminAddr = m["listen"].(string)
+			case "embedded development broker started: records live in memory only; use kafka { brokers = [...] } in production":
+				b.brokerAddr = m["listen"].([]any)[0].(string)
+			}
+		case <-deadline:
+			t.Fatal("evproxy did not log its addresses within 30s")
+		}
+	}
+	return b
+}
+
+// waitLog waits for a log line with message msg.
+func (b *binary) waitLog(t *testing.T, msg string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-b.lines:
+			if !ok {
+				t.Fatalf("evproxy exited before logging %q", msg)
+			}
+			if m["message"] == msg {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q log line within 30s", msg)
+		}
 	}
 }

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestPluginTestCommand(t *testing.T) {
@@ -58,5 +63,60 @@ func TestValidateLoadsPlugins(t *testing.T) {
 		if code != c.code || !strings.Contains(stdout.String(), c.out) || !strings.Contains(stderr.String(), c.err) {
 			t.Fatalf("%s: exit %d, stdout %q, stderr %q", c.name, code, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// SIGHUP re-reads the plugin blocks: pointing the plugin at another file
+// changes what records get, without a restart.
+func TestSIGHUPReloadsPlugins(t *testing.T) {
+	t.Parallel()
+	keep, _ := filepath.Abs("../../internal/plugins/testdata/keep.wasm")
+	addheader, _ := filepath.Abs("../../internal/plugins/testdata/addheader.wasm")
+	routes := `
+route "all" {
+  topics  = ["*"]
+  plugins = ["p"]
+}
+`
+	b := startBinary(t, "plugin \"p\" {\n  path = \""+keep+"\"\n}\n"+routes)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.proxyAddr), kgo.AllowAutoTopicCreation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "hup", Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(b.cfg)
+	os.WriteFile(b.cfg, bytes.Replace(cfg, []byte(keep), []byte(addheader), 1), 0o600)
+	if err := b.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	b.waitLog(t, "plugins reloaded")
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "hup", Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(b.brokerAddr), kgo.ConsumeTopics("hup"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	got := map[string]bool{}
+	for len(got) < 2 && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			has := false
+			for _, h := range r.Headers {
+				has = has || (h.Key == "via" && string(h.Value) == "evproxy")
+			}
+			got[string(r.Value)] = has
+		})
+	}
+	if has, ok := got["before"]; !ok || has {
+		t.Fatalf("record before SIGHUP: seen %v, header %v; want it without the header", ok, has)
+	}
+	if has, ok := got["after"]; !ok || !has {
+		t.Fatalf("record after SIGHUP: seen %v, header %v; want the new plugin's header", ok, has)
 	}
 }
