@@ -20,7 +20,7 @@ import (
 func TestSandboxFaultsDeadLettered(t *testing.T) {
 	t.Parallel()
 	pl := plugin("behave", fixture(t, "behave"), `{}`)
-	pl.Timeout = 300 * time.Millisecond
+	pl.Timeout = time.Second
 	pl.MemoryLimit = 4 << 20
 	s := start(t, []pipeline.Route{route("faults", []string{"faults"}, pipeline.RejectDeadLetter, "behave")}, pl)
 	if err := s.Upstream.CreateTopic("faults", 1, nil); err != nil {
@@ -45,8 +45,10 @@ func TestSandboxFaultsDeadLettered(t *testing.T) {
 		"poison": {plugins.ReasonTrap},
 		"loop":   {plugins.ReasonTimeout},
 		"oob":    {plugins.ReasonTrap},
-		"grow":   {plugins.ReasonTrap},
-		"fail":   {plugins.ReasonTrap, plugins.ReasonMalformed},
+		// Memory growth hits the limit and traps, unless a slow machine
+		// (race detector) reaches the time limit first: contained either way.
+		"grow": {plugins.ReasonTrap, plugins.ReasonTimeout},
+		"fail": {plugins.ReasonTrap, plugins.ReasonMalformed},
 	}
 	for _, r := range consume(t, s.UpstreamAddr, "faults.failed", len(want)) {
 		reason, _ := header(r, "evproxy.error.reason")

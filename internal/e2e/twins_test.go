@@ -45,7 +45,7 @@ func TestValidateTwinsAgree(t *testing.T) {
 	if err := json.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}
-	rt, err := plugins.NewRuntime(context.Background(), plugins.RuntimeConfig{})
+	rt, err := plugins.NewRuntime(context.Background(), plugins.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "evproxy-test-wazero-cache")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ package proxytest
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -100,7 +101,10 @@ func Start(t testing.TB, o *Options) *Stack {
 	proc := &pipeline.Processor{Router: router, DeadLetter: dl}
 	var set *plugins.Set
 	if len(o.Plugins) > 0 {
-		rt, err := plugins.NewRuntime(context.Background(), plugins.RuntimeConfig{})
+		// A compilation cache shared by every test of the machine: Go
+		// plugins take seconds to compile under the race detector.
+		cache := filepath.Join(os.TempDir(), "evproxy-test-wazero-cache")
+		rt, err := plugins.NewRuntime(context.Background(), plugins.RuntimeConfig{CacheDir: cache})
 		if err != nil {
 			t.Fatalf("proxytest: plugin runtime: %v", err)
 		}
