@@ -39,6 +39,10 @@ func (c *Client) ProduceRecords(ctx context.Context, recs []*kgo.Record, done fu
 		done(c.side.err)
 		return
 	}
+	if c.side.cl == nil { // Close ran first
+		done(errClientClosed)
+		return
+	}
 	if len(recs) == 0 {
 		done(nil)
 		return
