@@ -70,6 +70,8 @@ type Outcome struct {
 	Side []SideRecord
 	// Errors, when not empty, fail the whole batch with INVALID_RECORD
 	// (Kafka rejects a batch as a whole); Main and Side are then empty.
+	// They come from on_reject = "error" routes, or from records whose
+	// event type no route claims.
 	Errors []RecordError
 	// Dropped and DeadLettered count records by fate.
 	Dropped, DeadLettered, Rejected int
@@ -93,7 +95,8 @@ type rejection struct {
 
 // Process runs every record through the chain of its route and returns the
 // outcome. Records whose route has no plugins pass unchanged. A record no
-// route claims is an error (the caller refuses unrouted topics before).
+// route claims (its topic has routes, but not for its event type) fails the
+// batch like on_reject = "error" does.
 func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 	var out Outcome
 	// Group consecutive work by (route, event type) while keeping each
@@ -116,15 +119,23 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 		return g
 	}
 	routeOf := make([]*Route, len(in.Records))
+	var unrouted []RecordError
 	for i := range in.Records {
 		r := &in.Records[i]
 		rt, et := p.Router.MatchRecord(in.Topic, headerLookup(r.Headers), r.Value)
 		if rt == nil {
-			return out, fmt.Errorf("pipeline: no route claims record %d of topic %q", i, in.Topic)
+			// Routes claim the topic only for some event types; a
+			// record of another type is refused like an unrouted topic.
+			et = EventType(in.Topic, headerLookup(r.Headers), r.Value, nil)
+			unrouted = append(unrouted, RecordError{Index: int32(i), Message: fmt.Sprintf("evproxy: no route matches topic %q with event type %q", in.Topic, et)})
+			continue
 		}
 		routeOf[i] = rt
 		g := find(rt, et)
 		g.items = append(g.items, item{idx: int32(i), topic: in.Topic, rec: *r})
+	}
+	if len(unrouted) > 0 {
+		return Outcome{Errors: unrouted}, nil
 	}
 	// results[i] are the outputs of input record i, in order.
 	results := make([][]item, len(in.Records))

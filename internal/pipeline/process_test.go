@@ -202,3 +202,17 @@ func TestProcessGroupsByEventType(t *testing.T) {
 		t.Fatalf("order after grouping %v, want input order", vals)
 	}
 }
+
+func TestProcessRefusesUnroutedEventType(t *testing.T) {
+	router, _ := NewRouter([]Route{{Name: "created", Topics: []string{"orders"}, EventTypes: []string{"order.created"}}})
+	p := &Processor{Router: router}
+	out, err := p.Process(context.Background(), Input{Topic: "orders", Records: []batchcodec.Record{
+		rec("a", "1", "ce_type", "order.created"), rec("b", "2", "ce_type", "order.paid"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Errors) != 1 || out.Errors[0].Index != 1 || out.Errors[0].Message != `evproxy: no route matches topic "orders" with event type "order.paid"` || len(out.Main) != 0 {
+		t.Fatalf("outcome %+v", out)
+	}
+}
