@@ -23,12 +23,12 @@ plugin-tests:
 	cd plugins/abicheck && CI=true $(GO) test -count=1 ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./internal/proxy
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/recordbatch
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/config
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/batchcodec
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeVerdicts$$' -fuzztime $(FUZZTIME) ./internal/plugins
-	$(GO) test -run '^$$' -fuzz '^FuzzToRecordBatch$$' -fuzztime $(FUZZTIME) ./internal/messageset
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/recordbatch
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/config
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/batchcodec
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeVerdicts$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/plugins
+	$(GO) test -run '^$$' -fuzz '^FuzzToRecordBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/messageset
 
 ## bench: throughput and latency, direct vs through evproxy (docs/benchmarks.md)
 bench:
