@@ -107,8 +107,8 @@ type brokerAddr struct {
 type topicMeta struct {
 	fetched time.Time
 	err     int16
-	leaders []int32 // by partition
-	stale   bool
+	leaders []int32     // by partition; immutable once stored
+	stale   atomic.Bool // set by markStale, read without c.mu
 }
 
 // seqState numbers the batches of one partition.
@@ -246,7 +246,7 @@ func (c *Client) learn(resp *kmsg.MetadataResponse) {
 func (c *Client) markStale(topic string) {
 	c.mu.Lock()
 	if tm := c.topics[topic]; tm != nil {
-		tm.stale = true
+		tm.stale.Store(true)
 	}
 	c.mu.Unlock()
 }
@@ -257,7 +257,7 @@ func (c *Client) leaders(ctx context.Context, topic string) (*topicMeta, error) 
 	c.mu.Lock()
 	tm := c.topics[topic]
 	c.mu.Unlock()
-	if tm != nil && !tm.stale && time.Since(tm.fetched) < c.cfg.MetadataMaxAge && tm.err == 0 {
+	if tm != nil && !tm.stale.Load() && time.Since(tm.fetched) < c.cfg.MetadataMaxAge && tm.err == 0 {
 		return tm, nil
 	}
 	if _, err := c.Metadata(ctx, []string{topic}, false); err != nil {
