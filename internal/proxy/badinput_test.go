@@ -195,7 +195,7 @@ func TestIdleConnectionClosed(t *testing.T) {
 func TestClientNotReadingDoesNotStallOthers(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
-	const parts = 200
+	const parts = 100
 	if err := b.cluster.CreateTopic("wide", parts, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -224,10 +224,13 @@ func TestClientNotReadingDoesNotStallOthers(t *testing.T) {
 			}
 		}
 	}()
+	// The healthy producer shares the upstream connection with the flood,
+	// so it is slowed (in CI, under the race detector, a lot) but never
+	// stopped; a blocking write would stop it for good.
 	fast := b.producer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 50; i++ {
 		if err := fast.ProduceSync(ctx, &kgo.Record{Topic: "wide", Value: []byte(fmt.Sprint(i))}).FirstErr(); err != nil {
 			t.Fatalf("record %d of a healthy producer: %v (stalled behind a client that does not read)", i, err)
 		}
