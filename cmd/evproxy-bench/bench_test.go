@@ -3,14 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/evproxy/evproxy/internal/config"
 )
 
 // TestQuickRun runs the whole benchmark with tiny numbers so that the tool
 // keeps working: every row is printed and every ratio is positive. It
-// checks no performance figure.
+// checks no performance figure. Of the plugin scenarios it runs one,
+// header-c with the timeout, when its .wasm exists or can be built.
 func TestQuickRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds evproxy and runs it as a process")
@@ -18,7 +25,13 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	rep, err := run(ctx, []string{"-quick", "-records", "20000", "-rate", "10000", "-duration", "1s"}, &out, &log)
+	o, err := parseFlags([]string{"-quick", "-records", "20000", "-rate", "10000", "-duration", "1s"}, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plug := scenario{proxy: true, codec: "none", plugin: "header-c"}
+	o.plugins = []scenario{plug}
+	rep, err := runOptions(ctx, o, &out, &log)
 	if err != nil {
 		t.Fatalf("run: %v\nprogress:\n%s", err, log.String())
 	}
@@ -38,7 +51,7 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("ratio for %s = %v, want > 0", codec, r)
 		}
 		for _, via := range []bool{false, true} {
-			sc := scenario{via, codec}
+			sc := scenario{proxy: via, codec: codec}
 			if runs := rep.thr[sc]; len(runs) != 1 || !(runs[0].recsPerSec > 0) || runs[0].requests == 0 {
 				t.Errorf("%s: runs %+v, want one with records/s > 0 and requests", sc, runs)
 			}
@@ -52,8 +65,93 @@ func TestQuickRun(t *testing.T) {
 	if rep.peakRSS() <= 0 {
 		t.Errorf("evproxy peak RSS %d, want > 0", rep.peakRSS())
 	}
+	if why, skipped := rep.pluginSkipped["header-c"]; skipped {
+		t.Logf("plugin scenario skipped: %s", why)
+		if !strings.Contains(table, "| header-only plugin (header-c) ≥ 0.80× pass-through (timeout 100ms): skipped, ") {
+			t.Errorf("no skipped target row for header-c in:\n%s", table)
+		}
+	} else {
+		runs := rep.thr[plug]
+		if len(runs) != 1 || !(runs[0].recsPerSec > 0) || runs[0].plugin.replaced < 20000 || runs[0].plugin.calls == 0 {
+			t.Errorf("%s: runs %+v, want one with records/s > 0 and 20000 records replaced by the plugin", plug, runs)
+		}
+		for _, row := range []string{
+			"| evproxy, no plugin (pass-through) | none |", "| evproxy + header-c (timeout 100ms) | none |",
+			"| header-only plugin (header-c) ≥ 0.80× pass-through (timeout 100ms) |",
+		} {
+			if !strings.Contains(table, "\n"+row) {
+				t.Errorf("no row starting %q in:\n%s", row, table)
+			}
+		}
+		if r := rep.ratioOf(plug, passThrough); !(r > 0) {
+			t.Errorf("plugin ratio = %v, want > 0", r)
+		}
+	}
 	if t.Failed() {
 		t.Logf("progress:\n%s", log.String())
+	}
+}
+
+func TestProxyConfig(t *testing.T) {
+	t.Parallel()
+	wasm := filepath.Join(t.TempDir(), "x.wasm")
+	if err := os.WriteFile(wasm, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, plug := range []*proxyPlugin{nil, {name: "x", path: wasm, timeout: pluginTimeout}, {name: "x", path: wasm}} {
+		src := proxyConfigText("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", plug)
+		if plug == nil {
+			src = proxyConfigText("127.0.0.1:1", "", "127.0.0.1:3", nil)
+		}
+		cfg, err := config.Parse(src, "bench.hcl")
+		if err != nil {
+			t.Fatalf("config for %+v: %v\n%s", plug, err, src)
+		}
+		if len(cfg.Routes) != 1 {
+			t.Fatalf("config for %+v: routes %+v", plug, cfg.Routes)
+		}
+		if plug == nil {
+			if len(cfg.Plugins) != 0 || len(cfg.Routes[0].Plugins) != 0 || cfg.Admin.Listen != "" {
+				t.Errorf("pass-through config has plugins or admin:\n%s", src)
+			}
+			continue
+		}
+		if len(cfg.Plugins) != 1 || cfg.Plugins[0].Timeout != plug.timeout || cfg.Plugins[0].Path != wasm ||
+			!slices.Equal(cfg.Routes[0].Plugins, []string{"x"}) || cfg.Admin.Listen != "127.0.0.1:2" {
+			t.Errorf("config for %+v: plugins %+v, route %+v, admin %q\n%s", plug, cfg.Plugins, cfg.Routes[0], cfg.Admin.Listen, src)
+		}
+		if got := string(cfg.Plugins[0].Config); got != `{"source":"bench"}` {
+			t.Errorf("plugin config %s, want {\"source\":\"bench\"}", got)
+		}
+	}
+}
+
+func TestParsePluginCounters(t *testing.T) {
+	t.Parallel()
+	const text = `# HELP evproxy_plugin_calls_total Batches processed by each plugin.
+# TYPE evproxy_plugin_calls_total counter
+evproxy_plugin_calls_total{plugin="header-c"} 42
+evproxy_plugin_calls_total{plugin="header-cc"} 1
+evproxy_plugin_call_duration_seconds_bucket{plugin="header-c",le="0.001"} 40
+evproxy_plugin_call_duration_seconds_sum{plugin="header-c"} 0.25
+evproxy_plugin_call_duration_seconds_count{plugin="header-c"} 42
+evproxy_plugin_errors_total{kind="init",plugin="header-c"} 0
+evproxy_plugin_errors_total{kind="timeout",plugin="header-c"} 2
+evproxy_plugin_records_total{plugin="header-c"} 1.2e+06
+evproxy_plugin_verdicts_total{action="keep",plugin="header-c"} 5
+evproxy_plugin_verdicts_total{action="replace",plugin="header-c"} 1.199995e+06
+evproxy_records_total{plugin="header-c"} 7
+`
+	c, found, err := parsePluginCounters(strings.NewReader(text), "header-c")
+	if err != nil || !found {
+		t.Fatalf("parse: found %v, err %v", found, err)
+	}
+	want := pluginCounters{calls: 42, records: 1_200_000, replaced: 1_199_995, errors: 2, timeouts: 2, seconds: 0.25}
+	if c != want {
+		t.Errorf("counters %+v, want %+v", c, want)
+	}
+	if _, found, _ := parsePluginCounters(strings.NewReader(text), "enrich"); found {
+		t.Error("found counters of a plugin that has none")
 	}
 }
 
@@ -78,7 +176,7 @@ func TestPercentile(t *testing.T) {
 
 func TestWorkloadValues(t *testing.T) {
 	t.Parallel()
-	for _, size := range []int{1, 2, 50, 200, 1000} {
+	for _, size := range []int{1, 2, 3, 12, 20, 50, 169, 200, 1000} {
 		w := newWorkload(size, 4)
 		for i := range 1000 {
 			r := w.record(i)
@@ -87,6 +185,17 @@ func TestWorkloadValues(t *testing.T) {
 			}
 			if len(r.Key) == 0 {
 				t.Fatalf("size %d: record %d has no key", size, i)
+			}
+			if size < 2 {
+				continue
+			}
+			// A JSON object, as the plugin scenarios need.
+			var m map[string]any
+			if err := json.Unmarshal(r.Value, &m); err != nil {
+				t.Fatalf("size %d: record %d is not a JSON object (%v): %s", size, i, err, r.Value)
+			}
+			if size >= 200 && len(m) != 9 {
+				t.Fatalf("size %d: record %d has %d fields, want 9: %s", size, i, len(m), r.Value)
 			}
 		}
 	}

@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,40 +16,49 @@ import (
 // buildEvproxy builds ./cmd/evproxy of the module enclosing the working
 // directory into dir and returns the binary's path.
 func buildEvproxy(ctx context.Context, dir string) (string, error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := moduleRoot(ctx)
 	if err != nil {
-		return "", fmt.Errorf("find module root (go env GOMOD): %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("not inside the evproxy module: run from the repository or pass -evproxy")
+		return "", fmt.Errorf("%w (or pass -evproxy)", err)
 	}
 	bin := filepath.Join(dir, "evproxy")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/evproxy")
-	cmd.Dir = filepath.Dir(gomod)
+	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/evproxy: %w\n%s", err, out)
 	}
 	return bin, nil
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago.
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close() // held until all are picked, so they differ
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // proxyProc is a running evproxy process.
 type proxyProc struct {
 	cmd    *exec.Cmd
 	addr   string
+	admin  string // admin server address, "" when disabled
 	stderr *tailBuffer
 	exited chan struct{} // closed once Wait returned
 	err    error         // Wait's result, set before exited closes
+}
+
+// proxyPlugin is the one plugin a plugin scenario runs on every record.
+type proxyPlugin struct {
+	name    string
+	path    string        // absolute path of the .wasm
+	timeout time.Duration // per-call timeout; 0 disables it
 }
 
 const proxyConfig = `# written by evproxy-bench
@@ -60,7 +67,7 @@ proxy {
   shutdown_timeout = "5s"
 }
 admin {
-  listen = ""
+  listen = %q
 }
 kafka {
   brokers = [%q]
@@ -68,24 +75,52 @@ kafka {
 log {
   level = "warn"
 }
+`
+
+const pluginConfig = `plugin %q {
+  path    = %q
+  config  = { source = "bench" }
+  timeout = %q
+}
 route "all" {
+  topics  = ["*"]
+  plugins = [%q]
+}
+`
+
+const passThroughRoute = `route "all" {
   topics = ["*"]
 }
 `
 
-// startProxy starts bin forwarding to broker and waits until it accepts
-// connections.
-func startProxy(ctx context.Context, bin, dir, broker string) (*proxyProc, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, fmt.Errorf("pick a port for evproxy: %w", err)
+// proxyConfigText is the configuration of an evproxy listening on addr:
+// pass-through when plugin is nil; else every record goes through the
+// plugin and the admin server listens on admin for its metrics.
+func proxyConfigText(addr, admin, broker string, plugin *proxyPlugin) []byte {
+	b := fmt.Appendf(nil, proxyConfig, addr, admin, broker)
+	if plugin == nil {
+		return append(b, passThroughRoute...)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	cfgPath := filepath.Join(dir, fmt.Sprintf("evproxy-%d.hcl", port))
-	if err := os.WriteFile(cfgPath, fmt.Appendf(nil, proxyConfig, addr, broker), 0o600); err != nil {
+	return fmt.Appendf(b, pluginConfig, plugin.name, plugin.path, plugin.timeout.String(), plugin.name)
+}
+
+// startProxy starts bin forwarding to broker, with plugin on every record
+// unless it is nil, and waits until it accepts connections.
+func startProxy(ctx context.Context, bin, dir, broker string, plugin *proxyPlugin) (*proxyProc, error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, fmt.Errorf("pick ports for evproxy: %w", err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	admin := ""
+	if plugin != nil {
+		admin = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	}
+	cfgPath := filepath.Join(dir, fmt.Sprintf("evproxy-%d.hcl", ports[0]))
+	if err := os.WriteFile(cfgPath, proxyConfigText(addr, admin, broker, plugin), 0o600); err != nil {
 		return nil, err
 	}
-	p := &proxyProc{addr: addr, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	p := &proxyProc{addr: addr, admin: admin, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "run", "-c", cfgPath, "--log-format", "console")
 	p.cmd.Stdout = p.stderr
 	p.cmd.Stderr = p.stderr
@@ -98,8 +133,12 @@ func startProxy(ctx context.Context, bin, dir, broker string) (*proxyProc, error
 		close(p.exited)
 	}()
 	// Poll until the listener answers; bounded in time and by the
-	// process exiting.
-	deadline := time.Now().Add(15 * time.Second)
+	// process exiting. Plugins are compiled before evproxy listens.
+	wait := 15 * time.Second
+	if plugin != nil {
+		wait = time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
@@ -116,7 +155,7 @@ func startProxy(ctx context.Context, bin, dir, broker string) (*proxyProc, error
 		}
 		if time.Now().After(deadline) {
 			p.kill()
-			return nil, fmt.Errorf("evproxy not listening on %s after 15s:\n%s", addr, p.stderr)
+			return nil, fmt.Errorf("evproxy not listening on %s after %s:\n%s", addr, wait, p.stderr)
 		}
 	}
 }

@@ -2,7 +2,7 @@
 // and latency through evproxy against the same producer writing directly to
 // the broker, from one run, printed as a markdown table (docs/benchmarks.md).
 //
-//	go run ./cmd/evproxy-bench [-quick] [-records N] [-rounds N] [-rate N] [-duration D]
+//	go run ./cmd/evproxy-bench [-quick] [-records N] [-rounds N] [-rate N] [-duration D] [-plugins=false]
 //
 // The broker is franz-go's kfake in this process with BlackholeProduce (it
 // acknowledges without storing). evproxy is built from ./cmd/evproxy and runs
@@ -17,6 +17,18 @@
 // The four runs of a round are interleaved (odd rounds reverse the order)
 // and each figure is the median over -rounds rounds; ratios are medians of
 // the per-round ratios, so both sides of a ratio come from the same round.
+//
+// Plugins (-plugins, on by default): the uncompressed throughput run
+// through evproxy again with one plugin on every record, each with the
+// per-call timeout (100ms) and without it ("0s"): header-c
+// (plugins/examples/header-c, headers only) and the Go kit's enrich
+// (plugins/examples/enrich, a JSON field). Their .wasm is used when it is
+// newer than its sources, else built into a temporary directory; a plugin
+// whose toolchain is missing is skipped. The runs follow the pass-through
+// runs of their round, and each is compared with the round's pass-through
+// and direct runs. evproxy's admin server reports the plugin's record and
+// verdict counters; a run in which not every record was replaced by the
+// plugin fails.
 //
 // Latency: -rate records per second for -duration with linger 0, paced by a
 // ticker issuing small bursts; the latency of a record is the time from its
@@ -54,6 +66,8 @@ type options struct {
 	runTimeout    time.Duration
 	evproxyBin    string
 	quick         bool
+	// plugins are the plugin scenarios (-plugins: all of them).
+	plugins []scenario
 }
 
 func main() {
@@ -83,14 +97,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.linger, "linger", 5*time.Millisecond, "producer linger in the throughput runs (latency runs use 0)")
 	fs.IntVar(&o.batchMaxBytes, "batch-max-bytes", 1<<20, "producer batch size limit (ProducerBatchMaxBytes)")
 	fs.IntVar(&o.maxBuffered, "max-buffered", 50_000, "producer buffer limit in records (MaxBufferedRecords)")
-	fs.DurationVar(&o.runTimeout, "run-timeout", 5*time.Minute, "upper bound on any single run")
+	fs.DurationVar(&o.runTimeout, "run-timeout", 15*time.Minute, "upper bound on any single run")
 	fs.StringVar(&o.evproxyBin, "evproxy", "", "evproxy binary to run (default: build ./cmd/evproxy of the enclosing module)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 200k records, 3s latency runs (explicit flags still win)")
+	withPlugins := fs.Bool("plugins", true, "also run the plugin scenarios (header-c and Go enrich, with and without the per-call timeout)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *withPlugins {
+		o.plugins = pluginScenarios()
 	}
 	if o.quick {
 		set := map[string]bool{}
@@ -135,6 +153,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*report,
 	if err != nil {
 		return nil, err
 	}
+	return runOptions(ctx, o, stdout, stderr)
+}
+
+// runOptions is run with the flags parsed.
+func runOptions(ctx context.Context, o options, stdout, stderr io.Writer) (*report, error) {
 	tmp, err := os.MkdirTemp("", "evproxy-bench-")
 	if err != nil {
 		return nil, err
@@ -148,6 +171,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (*report,
 		}
 	}
 	b := &bench{opt: o, bin: bin, tmp: tmp, log: stderr, work: newWorkload(o.valueSize, o.keys)}
+	if len(o.plugins) > 0 {
+		b.pluginPaths, b.pluginSkipped = preparePlugins(ctx, o.plugins, tmp, stderr)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for _, sc := range o.plugins {
+			if b.pluginPaths[sc.plugin] != "" {
+				b.plugins = append(b.plugins, sc)
+			}
+		}
+	}
 	rep, err := b.runAll(ctx)
 	if err != nil {
 		return nil, err

@@ -24,11 +24,28 @@ const busyMachine = 0.25
 
 // scenario is one throughput configuration.
 type scenario struct {
-	proxy bool
-	codec string
+	proxy     bool
+	codec     string
+	plugin    string // plugin run on every record ("" for none; evproxy only)
+	noTimeout bool   // the plugin runs with timeout = "0s"
 }
 
-func (s scenario) String() string { return pathName(s.proxy) + ", " + s.codec }
+func (s scenario) String() string { return s.path() + ", " + s.codec }
+
+// path is the row's name.
+func (s scenario) path() string {
+	if s.plugin == "" {
+		return pathName(s.proxy)
+	}
+	label := s.plugin
+	if p := specByName(s.plugin); p != nil {
+		label = p.label
+	}
+	if s.noTimeout {
+		return "evproxy + " + label + " (no timeout)"
+	}
+	return fmt.Sprintf("evproxy + %s (timeout %s)", label, pluginTimeout)
+}
 
 func pathName(proxy bool) string {
 	if proxy {
@@ -39,17 +56,31 @@ func pathName(proxy bool) string {
 
 // report holds every run's results.
 type report struct {
-	opt        options
-	start, end time.Time
-	thr        map[scenario][]throughputRun
-	latDirect  []latencyRun
-	latProxy   []latencyRun
+	opt           options
+	start, end    time.Time
+	thr           map[scenario][]throughputRun
+	latDirect     []latencyRun
+	latProxy      []latencyRun
+	plugins       []scenario        // the plugin scenarios that ran
+	pluginSkipped map[string]string // plugins whose scenarios were skipped, and why
 }
+
+// passThrough and direct are the runs the plugin scenarios compare with.
+var (
+	passThrough = scenario{proxy: true, codec: "none"}
+	directNone  = scenario{proxy: false, codec: "none"}
+)
 
 // ratio is the median over rounds of evproxy's throughput over direct's,
 // for codec.
 func (r *report) ratio(codec string) float64 {
-	d, p := r.thr[scenario{false, codec}], r.thr[scenario{true, codec}]
+	return r.ratioOf(scenario{proxy: true, codec: codec}, scenario{proxy: false, codec: codec})
+}
+
+// ratioOf is the median over rounds of sc's throughput over base's; both
+// sides of each ratio come from the same round.
+func (r *report) ratioOf(sc, base scenario) float64 {
+	p, d := r.thr[sc], r.thr[base]
 	var rs []float64
 	for i := range min(len(d), len(p)) {
 		rs = append(rs, p[i].recsPerSec/d[i].recsPerSec)
@@ -67,11 +98,11 @@ func (r *report) added(q func(latencyRun) time.Duration) time.Duration {
 	return median(ds)
 }
 
-// peakRSS is evproxy's largest peak RSS over every run.
+// peakRSS is evproxy's largest peak RSS over every run without plugins.
 func (r *report) peakRSS() int64 {
 	var m int64
 	for sc, runs := range r.thr {
-		if sc.proxy {
+		if sc.proxy && sc.plugin == "" {
 			for _, x := range runs {
 				m = max(m, x.proxyRSS)
 			}
@@ -100,8 +131,31 @@ func (r *report) goals() []goal {
 		{fmt.Sprintf("throughput via evproxy, lz4 ≥ %.2f× direct", targetRatioLZ4), fmtRatio(rl), rl >= targetRatioLZ4},
 		{"added latency p50 ≤ " + fmtAdded(targetAddedP50), fmtAdded(p50), p50 <= targetAddedP50},
 		{"added latency p99 ≤ " + fmtAdded(targetAddedP99), fmtAdded(p99), p99 <= targetAddedP99},
-		{fmt.Sprintf("evproxy peak RSS ≤ %d MB", targetPeakRSSByte>>20), fmtMB(rss) + " (largest of all runs)", rss > 0 && rss <= targetPeakRSSByte},
+		{fmt.Sprintf("evproxy peak RSS ≤ %d MB", targetPeakRSSByte>>20), fmtMB(rss) + " (largest of the runs without plugins)", rss > 0 && rss <= targetPeakRSSByte},
 	}
+}
+
+// pluginGoals are the plugin targets, judged on the rows with the timeout
+// on; skipped reports the plugins that did not run.
+func (r *report) pluginGoals() (goals []goal, skipped []string) {
+	for _, p := range pluginSpecs {
+		name := fmt.Sprintf("%s ≥ %.2f× pass-through (timeout %s)", p.goal, p.target, pluginTimeout)
+		sc := scenario{proxy: true, codec: "none", plugin: p.name}
+		if len(r.thr[sc]) == 0 {
+			if why, ok := r.pluginSkipped[p.name]; ok {
+				skipped = append(skipped, name+": skipped, "+firstLine(why))
+			}
+			continue
+		}
+		rt := r.ratioOf(sc, passThrough)
+		goals = append(goals, goal{name, fmtRatio(rt), rt >= p.target})
+	}
+	return goals, skipped
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 func passFail(ok bool) string {
@@ -129,7 +183,7 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	for _, codec := range codecs {
 		for _, via := range []bool{false, true} {
-			runs := r.thr[scenario{via, codec}]
+			runs := r.thr[scenario{proxy: via, codec: codec}]
 			rps := median(collect(runs, func(x throughputRun) float64 { return x.recsPerSec }))
 			wire := median(collect(runs, func(x throughputRun) float64 { return x.wirePerSec }))
 			p50 := median(collect(runs, func(x throughputRun) time.Duration { return x.rttP50 }))
@@ -152,6 +206,8 @@ func (r *report) write(w io.Writer) {
 				pathName(via), codec, fmtCount(rps), wire/1e6, ratio, fmtDur(p50), fmtDur(p99), fmtCores(uses, via), perRec, rss, tgt, res)
 		}
 	}
+
+	r.writePlugins(w)
 
 	fmt.Fprintf(w, "\n### Latency at a fixed rate\n\n%s records/s for %s, linger 0, no compression; latency from Produce to the promise.\n\n",
 		fmtCount(float64(o.rate)), o.duration)
@@ -185,10 +241,80 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | measured | result |")
 	fmt.Fprintln(w, "|---|--:|---|")
-	for _, t := range r.goals() {
+	goals, skipped := r.pluginGoals()
+	for _, t := range append(r.goals(), goals...) {
 		fmt.Fprintf(w, "| %s | %s | %s |\n", t.name, t.measured, passFail(t.pass))
 	}
+	for _, s := range skipped {
+		fmt.Fprintf(w, "| %s | – | – |\n", s)
+	}
 	fmt.Fprintf(w, "\nTotal run time %s.\n", r.end.Sub(r.start).Round(time.Second))
+}
+
+// writePlugins prints the plugin scenarios' table, if any ran or were
+// skipped.
+func (r *report) writePlugins(w io.Writer) {
+	if len(r.plugins) == 0 && len(r.pluginSkipped) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n### Plugins\n\nOne plugin on every record (`route { plugins = [...] }`, `config = { source = \"bench\" }`), no compression, otherwise as above. "+
+		"\"vs pass-through\" compares with the evproxy run without plugins (evproxy, none), \"vs direct\" with direct, none, from the same round. "+
+		"Targets are judged with the per-call timeout on (%s, the default); the no-timeout rows (`timeout = \"0s\"`) show what wazero's interrupt checks cost. "+
+		"\"plugin call time/record\" is the time evproxy spent in the plugin's Process calls (evproxy_plugin_call_duration_seconds: encoding, the guest, decoding, and retries after failures) per record. "+
+		"\"plugin records\" is the plugin's own count (evproxy_plugin_records_total) during the measurement, with the calls that failed (sum over all runs); every record must come back replaced.\n\n", pluginTimeout)
+	for _, p := range pluginSpecs {
+		fmt.Fprintf(w, "- %s: %s.\n", p.label, p.what)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| path | compression | records/s | wire MB/s | vs pass-through | vs direct | request p50 | request p99 | cores: bench / evproxy / others | evproxy CPU/record | plugin call time/record | evproxy peak RSS | plugin records | target | result |")
+	fmt.Fprintln(w, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
+	row := func(sc scenario, label, callTime, pluginRecs, tgt, res string) {
+		runs := r.thr[sc]
+		rps := median(collect(runs, func(x throughputRun) float64 { return x.recsPerSec }))
+		wire := median(collect(runs, func(x throughputRun) float64 { return x.wirePerSec }))
+		p50 := median(collect(runs, func(x throughputRun) time.Duration { return x.rttP50 }))
+		p99 := median(collect(runs, func(x throughputRun) time.Duration { return x.rttP99 }))
+		perRec := median(collect(runs, func(x throughputRun) float64 {
+			return x.use.proxy.Seconds() / float64(x.recordCount) * 1e6
+		}))
+		fmt.Fprintf(w, "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %.2f µs | %s | %s | %s | %s | %s |\n",
+			label, sc.codec, fmtCount(rps), wire/1e6, fmtRatio(r.ratioOf(sc, passThrough)), fmtRatio(r.ratioOf(sc, directNone)),
+			fmtDur(p50), fmtDur(p99), fmtCores(collect(runs, func(x throughputRun) usage { return x.use }), true), perRec, callTime,
+			fmtMB(maxOf(collect(runs, func(x throughputRun) int64 { return x.proxyRSS }))), pluginRecs, tgt, res)
+	}
+	row(passThrough, "evproxy, no plugin (pass-through)", "–", "–", "", "")
+	for _, sc := range r.plugins {
+		runs := r.thr[sc]
+		recs := fmtCount(median(collect(runs, func(x throughputRun) float64 { return float64(x.plugin.records) })))
+		errs := sumOf(collect(runs, func(x throughputRun) int64 { return x.plugin.errors }))
+		timeouts := sumOf(collect(runs, func(x throughputRun) int64 { return x.plugin.timeouts }))
+		switch {
+		case errs > 0 && errs == timeouts:
+			recs += fmt.Sprintf(" (%s timeouts)", fmtCount(float64(timeouts)))
+		case errs > 0:
+			recs += fmt.Sprintf(" (%s failed calls, %s of them timeouts)", fmtCount(float64(errs)), fmtCount(float64(timeouts)))
+		}
+		callTime := fmt.Sprintf("%.2f µs", median(collect(runs, func(x throughputRun) float64 { return x.plugin.perRecord() })))
+		tgt, res := "", ""
+		if p := specByName(sc.plugin); p != nil && !sc.noTimeout {
+			rt := r.ratioOf(sc, passThrough)
+			tgt, res = fmt.Sprintf("≥ %.2f× pass-through", p.target), passFail(rt >= p.target)
+		}
+		row(sc, sc.path(), callTime, recs, tgt, res)
+	}
+	for _, p := range pluginSpecs {
+		if why, ok := r.pluginSkipped[p.name]; ok {
+			fmt.Fprintf(w, "\nSkipped %s: %s\n", p.label, firstLine(why))
+		}
+	}
+}
+
+func sumOf(xs []int64) int64 {
+	var s int64
+	for _, x := range xs {
+		s += x
+	}
+	return s
 }
 
 // fmtCores is the median of each part of uses, in cores.

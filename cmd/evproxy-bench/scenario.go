@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,12 @@ type bench struct {
 	tmp  string // scratch directory (configs)
 	log  io.Writer
 	work *workload
+
+	// The plugin scenarios: those to run (their .wasm is in
+	// pluginPaths) and the plugins skipped, with the reason.
+	plugins       []scenario
+	pluginPaths   map[string]string
+	pluginSkipped map[string]string
 }
 
 var codecs = []string{"none", "lz4"}
@@ -35,6 +42,7 @@ type throughputRun struct {
 	proxyRSS    int64   // evproxy peak RSS (0 when direct)
 	use         usage
 	recordCount int
+	plugin      pluginCounters // the plugin's counters during the measurement
 }
 
 // latencyRun is one fixed-rate latency measurement.
@@ -49,7 +57,7 @@ type latencyRun struct {
 
 // runAll runs every round of every scenario, interleaved.
 func (b *bench) runAll(ctx context.Context) (*report, error) {
-	rep := &report{opt: b.opt, start: time.Now()}
+	rep := &report{opt: b.opt, start: time.Now(), plugins: b.plugins, pluginSkipped: b.pluginSkipped}
 	rep.thr = map[scenario][]throughputRun{}
 	for round := range b.opt.rounds {
 		// Odd rounds run evproxy first, so neither side always runs
@@ -59,15 +67,28 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 			order = []bool{true, false}
 		}
 		for _, codec := range codecs {
-			for _, via := range order {
-				sc := scenario{proxy: via, codec: codec}
+			// The plugin runs follow the pass-through runs they are
+			// compared with (and precede them in odd rounds).
+			group := []scenario{{proxy: false, codec: codec}, {proxy: true, codec: codec}}
+			if codec == "none" {
+				group = append(group, b.plugins...)
+			}
+			if round%2 == 1 {
+				slices.Reverse(group)
+			}
+			for _, sc := range group {
 				r, err := b.throughput(ctx, sc)
 				if err != nil {
 					return nil, fmt.Errorf("round %d, throughput %s: %w", round+1, sc, err)
 				}
-				fmt.Fprintf(b.log, "round %d/%d  throughput  %-16s %12s rec/s  %7.1f MB/s on the wire  %6d requests of %7.1f KiB  p50 %s p99 %s%s\n",
+				note := ""
+				if sc.plugin != "" {
+					note = fmt.Sprintf("; plugin: %d records in %d calls, %d replaced, %d errors (%d timeouts), %.2f µs/record in calls",
+						r.plugin.records, r.plugin.calls, r.plugin.replaced, r.plugin.errors, r.plugin.timeouts, r.plugin.perRecord())
+				}
+				fmt.Fprintf(b.log, "round %d/%d  throughput  %-16s %12s rec/s  %7.1f MB/s on the wire  %6d requests of %7.1f KiB  p50 %s p99 %s%s%s\n",
 					round+1, b.opt.rounds, sc, fmtCount(r.recsPerSec), r.wirePerSec/1e6, r.requests,
-					r.avgRequest/1024, fmtDur(r.rttP50), fmtDur(r.rttP99), cpuNote(r.use, via, r.proxyRSS))
+					r.avgRequest/1024, fmtDur(r.rttP50), fmtDur(r.rttP99), cpuNote(r.use, sc.proxy, r.proxyRSS), note)
 				rep.thr[sc] = append(rep.thr[sc], r)
 			}
 		}
@@ -105,7 +126,14 @@ func cpuNote(u usage, proxy bool, rss int64) string {
 func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun, err error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, b.opt.runTimeout, errRunTimeout)
 	defer cancel()
-	t, err := b.startTarget(ctx, sc.proxy)
+	var plug *proxyPlugin
+	if sc.plugin != "" {
+		plug = &proxyPlugin{name: sc.plugin, path: b.pluginPaths[sc.plugin], timeout: pluginTimeout}
+		if sc.noTimeout {
+			plug.timeout = 0
+		}
+	}
+	t, err := b.startTarget(ctx, sc.proxy, plug)
 	if err != nil {
 		return res, err
 	}
@@ -131,6 +159,12 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun,
 	if err := b.warmUp(ctx, cl, min(20_000, max(b.opt.records/20, 100))); err != nil {
 		return res, err
 	}
+	var before pluginCounters
+	if plug != nil {
+		if before, err = scrapePlugin(ctx, t.proxy.admin, plug.name); err != nil {
+			return res, err
+		}
+	}
 
 	var f firstErr
 	hook.recording.Store(true)
@@ -150,6 +184,19 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun,
 	if n := f.done.Load(); n != int64(b.opt.records) {
 		return res, fmt.Errorf("%d of %d records acknowledged", n, b.opt.records)
 	}
+	if plug != nil {
+		// Every record must have gone through the plugin and come back
+		// replaced (with its header), or the row measures something else.
+		after, err := scrapePlugin(ctx, t.proxy.admin, plug.name)
+		if err != nil {
+			return res, err
+		}
+		res.plugin = after.sub(before)
+		if res.plugin.replaced < int64(b.opt.records) {
+			return res, fmt.Errorf("plugin %s replaced %d of the %d records (it saw %d records in %d calls, %d errors)",
+				plug.name, res.plugin.replaced, b.opt.records, res.plugin.records, res.plugin.calls, res.plugin.errors)
+		}
+	}
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
 	res.recordCount = b.opt.records
@@ -167,7 +214,7 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun,
 func (b *bench) latency(ctx context.Context, via bool) (res latencyRun, err error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, b.opt.runTimeout, errRunTimeout)
 	defer cancel()
-	t, err := b.startTarget(ctx, via)
+	t, err := b.startTarget(ctx, via, nil)
 	if err != nil {
 		return res, err
 	}

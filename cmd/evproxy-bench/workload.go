@@ -16,6 +16,10 @@ import (
 
 const topic = "bench"
 
+// brokerMaxMessageBytes is kfake's message.max.bytes: the largest batch the
+// broker accepts.
+const brokerMaxMessageBytes = 16 << 20
+
 // workload holds pre-generated record keys and values, so that generating
 // them costs the producer nothing during a run.
 type workload struct {
@@ -33,9 +37,12 @@ var (
 	words      = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"}
 )
 
-// newWorkload generates JSON-like events of exactly size bytes: field names
-// and enumerations repeat, ids and numbers are random, as in real event
-// streams.
+// newWorkload generates JSON events of exactly size bytes: field names and
+// enumerations repeat, ids and numbers are random, as in real event
+// streams. Every value of 2 bytes or more is a valid JSON object (the
+// plugin scenarios parse them): the fields that fit, then a "note" string
+// of words filling the rest (or spaces before the closing brace when not
+// even an empty note fits).
 func newWorkload(size, nkeys int) *workload {
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := &workload{keys: make([][]byte, nkeys), values: make([][]byte, valuePool)}
@@ -45,18 +52,62 @@ func newWorkload(size, nkeys int) *workload {
 	ts := int64(1_750_000_000_000)
 	for i := range w.values {
 		ts += rng.Int64N(50)
-		v := fmt.Appendf(make([]byte, 0, size+64),
-			`{"id":"%016x","type":%q,"user":"u%07d","session":"%012x","ts":%d,"page":%q,"amount":%d.%02d,"ok":%t,"note":"`,
-			rng.Uint64(), eventTypes[rng.IntN(len(eventTypes))], rng.IntN(10_000_000), rng.Uint64()>>16, ts,
-			pages[rng.IntN(len(pages))], rng.IntN(1000), rng.IntN(100), rng.IntN(10) > 0)
-		for len(v) < size-2 {
+		fields := [][]byte{
+			fmt.Appendf(nil, `"id":"%016x"`, rng.Uint64()),
+			fmt.Appendf(nil, `"type":%q`, eventTypes[rng.IntN(len(eventTypes))]),
+			fmt.Appendf(nil, `"user":"u%07d"`, rng.IntN(10_000_000)),
+			fmt.Appendf(nil, `"session":"%012x"`, rng.Uint64()>>16),
+			fmt.Appendf(nil, `"ts":%d`, ts),
+			fmt.Appendf(nil, `"page":%q`, pages[rng.IntN(len(pages))]),
+			fmt.Appendf(nil, `"amount":%d.%02d`, rng.IntN(1000), rng.IntN(100)),
+			fmt.Appendf(nil, `"ok":%t`, rng.IntN(10) > 0),
+		}
+		w.values[i] = jsonValue(rng, size, fields)
+	}
+	return w
+}
+
+// jsonValue builds a JSON object of exactly size bytes from the fields that
+// fit, in order, and a "note" of random words; sizes below 2 get "0".
+func jsonValue(rng *rand.Rand, size int, fields [][]byte) []byte {
+	if size < 2 {
+		return []byte("0"[:size])
+	}
+	v := make([]byte, 0, size)
+	v = append(v, '{')
+	sep := func() int { // bytes a comma before the next member takes
+		if len(v) > 1 {
+			return 1
+		}
+		return 0
+	}
+	for _, f := range fields {
+		if len(v)+sep()+len(f)+1 > size {
+			break
+		}
+		if sep() == 1 {
+			v = append(v, ',')
+		}
+		v = append(v, f...)
+	}
+	const note = `"note":"`
+	if room := size - len(v) - sep() - len(note) - 2; room >= 0 { // 2: `"}`
+		if sep() == 1 {
+			v = append(v, ',')
+		}
+		v = append(v, note...)
+		end := len(v) + room
+		for len(v) < end {
 			v = append(v, words[rng.IntN(len(words))]...)
 			v = append(v, ' ')
 		}
-		v = append(v[:min(len(v), max(size-2, 0))], `"}`...)
-		w.values[i] = v[:size]
+		v = append(v[:end], `"}`...)
+		return v
 	}
-	return w
+	for len(v) < size-1 {
+		v = append(v, ' ')
+	}
+	return append(v, '}')
 }
 
 // record returns the i-th record of a run.
@@ -77,18 +128,24 @@ type target struct {
 	addr   string
 }
 
-func (b *bench) startTarget(ctx context.Context, viaProxy bool) (*target, error) {
+// startTarget starts a fresh broker and, when viaProxy, an evproxy in front
+// of it running plugin on every record (nil: pass-through).
+func (b *bench) startTarget(ctx context.Context, viaProxy bool, plugin *proxyPlugin) (*target, error) {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.BlackholeProduce(),
 		kfake.SeedTopics(int32(b.opt.partitions), topic),
+		// Enriching plugins make batches larger than the producer wrote
+		// them (Go enrich: about 1.5 MiB from 1 MiB), past the default
+		// limit of 1 MiB.
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(brokerMaxMessageBytes)}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("start kfake: %w", err)
 	}
 	t := &target{broker: c, addr: c.ListenAddrs()[0]}
 	if viaProxy {
-		if t.proxy, err = startProxy(ctx, b.bin, b.tmp, t.addr); err != nil {
+		if t.proxy, err = startProxy(ctx, b.bin, b.tmp, t.addr, plugin); err != nil {
 			c.Close()
 			return nil, err
 		}
