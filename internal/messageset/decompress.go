@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/bits"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/evproxy/evproxy/internal/xxhash32"
 )
 
 // xerialMagic starts snappy-java's framing; a version and a compatible
@@ -193,54 +194,5 @@ func readLimited(r io.Reader, limit, hint int) ([]byte, error) {
 	}
 }
 
-// xxHash-32 primes.
-const (
-	xxPrime1 uint32 = 2654435761
-	xxPrime2 uint32 = 2246822519
-	xxPrime3 uint32 = 3266489917
-	xxPrime4 uint32 = 668265263
-	xxPrime5 uint32 = 374761393
-)
-
-// xxh32 is xxHash-32 with seed 0, which LZ4 frames use for checksums.
-func xxh32(b []byte) uint32 {
-	n := len(b)
-	var h uint32
-	if n >= 16 {
-		var v1, v2, v3, v4 uint32
-		v1 = xxPrime1
-		v1 += xxPrime2
-		v2 = xxPrime2
-		v4 -= xxPrime1
-		for ; len(b) >= 16; b = b[16:] {
-			v1 = xxRound(v1, binary.LittleEndian.Uint32(b))
-			v2 = xxRound(v2, binary.LittleEndian.Uint32(b[4:]))
-			v3 = xxRound(v3, binary.LittleEndian.Uint32(b[8:]))
-			v4 = xxRound(v4, binary.LittleEndian.Uint32(b[12:]))
-		}
-		h = bits.RotateLeft32(v1, 1) + bits.RotateLeft32(v2, 7) +
-			bits.RotateLeft32(v3, 12) + bits.RotateLeft32(v4, 18)
-	} else {
-		h = xxPrime5
-	}
-	h += uint32(n)
-	for ; len(b) >= 4; b = b[4:] {
-		h += binary.LittleEndian.Uint32(b) * xxPrime3
-		h = bits.RotateLeft32(h, 17) * xxPrime4
-	}
-	for _, c := range b {
-		h += uint32(c) * xxPrime5
-		h = bits.RotateLeft32(h, 11) * xxPrime1
-	}
-	h ^= h >> 15
-	h *= xxPrime2
-	h ^= h >> 13
-	h *= xxPrime3
-	h ^= h >> 16
-	return h
-}
-
-func xxRound(acc, in uint32) uint32 {
-	acc += in * xxPrime2
-	return bits.RotateLeft32(acc, 13) * xxPrime1
-}
+// xxh32 is the LZ4 frame checksum.
+func xxh32(b []byte) uint32 { return xxhash32.Sum(b) }
