@@ -45,9 +45,9 @@ const (
 	// DeliveryDirect forwards records to Kafka and acknowledges the producer
 	// after Kafka acknowledged them (acks=all). It is the default.
 	DeliveryDirect = "direct"
-	// DeliveryOutbox writes records to the PostgreSQL outbox before
-	// acknowledging. It is a known value that this build rejects: outbox
-	// delivery is not available yet.
+	// DeliveryOutbox commits records to the outbox store before
+	// acknowledging; the relay publishes them to Kafka. It needs an outbox
+	// block.
 	DeliveryOutbox = "outbox"
 )
 
@@ -65,6 +65,9 @@ type Config struct {
 	Log LogConfig
 	// DeadLetter configures dead-letter topics (block dead_letter).
 	DeadLetter DeadLetterConfig
+	// Outbox configures the transactional outbox and its relay (block
+	// outbox).
+	Outbox OutboxConfig
 	// Plugins are the plugin blocks in file order.
 	Plugins []PluginConfig
 	// Routes are the route blocks in file order; the first route whose
@@ -148,7 +151,7 @@ type RouteConfig struct {
 	// '/'. At least one; each is a valid, non-empty pattern.
 	Topics []string
 	// Delivery is how records of this route reach Kafka (key delivery):
-	// [DeliveryDirect], the default and the only value this build accepts.
+	// [DeliveryDirect] (the default) or [DeliveryOutbox].
 	Delivery string
 	// EventTypes are globs matched against a record's event type
 	// (key event_types). Defaults to ["*"]: every event type.
@@ -163,6 +166,17 @@ type RouteConfig struct {
 	// on_reject): [OnRejectDeadLetter] (default), [OnRejectError] or
 	// [OnRejectDrop].
 	OnReject string
+	// Priority orders relaying of outbox routes: lower numbers first (key
+	// priority). Defaults to 0. It never reorders records of one (topic,
+	// key).
+	Priority int32
+	// Ordering is what a record waiting for a retry does to later records
+	// of its (topic, key) on an outbox route (key ordering):
+	// [OrderingStrict] (default) or [OrderingRelaxed].
+	Ordering string
+	// Retry is the route's retry policy: the outbox block's, overridden by
+	// the keys of the route's retry block.
+	Retry RetryPolicy
 }
 
 // DeadLetterConfig is the dead_letter block.

@@ -57,8 +57,36 @@ func defaults() *Config {
 		},
 		Log:        LogConfig{Level: "info", Format: "json"},
 		DeadLetter: DeadLetterConfig{Enabled: true, TopicSuffix: ".failed"},
-		Plugins:    []PluginConfig{},
-		Routes:     []RouteConfig{},
+		Outbox: OutboxConfig{
+			Schema:          "evproxy",
+			BatchSize:       500,
+			PollInterval:    time.Second,
+			Retry:           testRetry,
+			Retention:       168 * time.Hour,
+			LeaseTTL:        30 * time.Second,
+			PublishTimeout:  10 * time.Second,
+			BreakerFailures: 3,
+			BreakerTimeout:  5 * time.Second,
+		},
+		Plugins: []PluginConfig{},
+		Routes:  []RouteConfig{},
+	}
+}
+
+// testRetry is the default retry policy.
+var testRetry = RetryPolicy{MaxRetries: 5, RetryDelay: time.Second, BackoffFactor: 2, MaxRetryDelay: 5 * time.Minute}
+
+// routeDefaults fills the outbox keys of wanted routes that a test left
+// zero with their defaults.
+func routeDefaults(c *Config) {
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if r.Ordering == "" {
+			r.Ordering = OrderingStrict
+		}
+		if r.Retry == (RetryPolicy{}) {
+			r.Retry = c.Outbox.Retry
+		}
 	}
 }
 
@@ -256,6 +284,54 @@ kafka { embedded = env("EMBEDDED") }
 `,
 			want: func(c *Config) { c.Admin.Listen = "" },
 		},
+		{
+			name: "outbox block and routes",
+			src: `
+kafka { embedded = true }
+outbox {
+  database_url    = "sqlite:data/outbox.db"
+  batch_size      = 100
+  poll_interval   = "250ms"
+  max_retries     = 7
+  retry_delay     = "2s"
+  backoff_factor  = 1.5
+  max_retry_delay = "1m"
+  retention       = "24h"
+  publish_timeout = "1s"
+  breaker_failures = 2
+  breaker_timeout = "3s"
+}
+route "orders" {
+  topics   = ["orders"]
+  delivery = "outbox"
+  priority = -1
+  ordering = "relaxed"
+  retry {
+    max_retries = 10
+  }
+}
+route "rest" {
+  topics   = ["*"]
+  delivery = "outbox"
+}
+`,
+			want: func(c *Config) {
+				c.Outbox = OutboxConfig{
+					Enabled: true, DatabaseURL: "sqlite:data/outbox.db", Schema: "evproxy",
+					BatchSize: 100, PollInterval: 250 * time.Millisecond,
+					Retry:     RetryPolicy{MaxRetries: 7, RetryDelay: 2 * time.Second, BackoffFactor: 1.5, MaxRetryDelay: time.Minute},
+					Retention: 24 * time.Hour, LeaseTTL: 30 * time.Second, PublishTimeout: time.Second,
+					BreakerFailures: 2, BreakerTimeout: 3 * time.Second,
+				}
+				r7 := c.Outbox.Retry
+				r10 := r7
+				r10.MaxRetries = 10
+				c.Routes = []RouteConfig{
+					{Name: "orders", Topics: []string{"orders"}, Delivery: "outbox", EventTypes: []string{"*"}, OnReject: "dead_letter", Priority: -1, Ordering: "relaxed", Retry: r10},
+					{Name: "rest", Topics: []string{"*"}, Delivery: "outbox", EventTypes: []string{"*"}, OnReject: "dead_letter", Ordering: "strict", Retry: r7},
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,6 +342,7 @@ kafka { embedded = env("EMBEDDED") }
 			}
 			want := defaults()
 			tt.want(want)
+			routeDefaults(want)
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("config mismatch\n got: %+v\nwant: %+v", got, want)
 			}
@@ -304,7 +381,7 @@ func TestParseErrors(t *testing.T) {
 			src:     "kafka { embedded = true }\noutput {}",
 			pos:     "2:1",
 			summary: "Unsupported block type",
-			detail:  `Blocks of type "output" are not expected here. Valid blocks at the top level are admin, dead_letter, kafka, log, plugin, proxy, route: rename or remove this one.`,
+			detail:  `Blocks of type "output" are not expected here. Valid blocks at the top level are admin, dead_letter, kafka, log, outbox, plugin, proxy, route: rename or remove this one.`,
 		},
 		{
 			name:    "unknown nested block",
@@ -713,15 +790,85 @@ func TestParseErrors(t *testing.T) {
 			name:    "route with outbox delivery",
 			src:     "kafka { embedded = true }\nroute \"orders\" {\n  topics   = [\"orders\"]\n  delivery = \"outbox\"\n}",
 			pos:     "4:14",
-			summary: "Outbox delivery not available",
-			detail:  `route "orders": outbox delivery is not available in this build yet: use delivery = "direct"`,
+			summary: "Outbox delivery needs an outbox block",
+			detail:  `route "orders": delivery = "outbox" needs an outbox block naming the store: add outbox { database_url = "sqlite:evproxy-outbox.db" }`,
+		},
+		{
+			name:    "outbox without database_url",
+			src:     "kafka { embedded = true }\noutbox {\n  batch_size = 10\n}",
+			pos:     "2:1",
+			summary: "Missing outbox.database_url",
+			detail:  `outbox.database_url is required: use "postgres://user@host:5432/db" for PostgreSQL, or "sqlite:evproxy-outbox.db"`,
+		},
+		{
+			name:    "outbox with unknown store",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"mysql://u:secret@h/db\"\n}",
+			pos:     "3:18",
+			summary: "Invalid outbox.database_url",
+			detail:  `unknown store "mysql://u:***@h/db": use "postgres://user@host:5432/db" for PostgreSQL or "sqlite:PATH"`,
+		},
+		{
+			name:    "outbox in memory",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"sqlite::memory:\"\n}",
+			pos:     "3:18",
+			summary: "Invalid outbox.database_url",
+			detail:  `an in-memory SQLite store would lose acknowledged records on exit`,
+		},
+		{
+			name:    "outbox schema not an identifier",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"postgres://h/db\"\n  schema = \"x; drop\"\n}",
+			pos:     "4:12",
+			summary: "Invalid outbox.schema",
+			detail:  `outbox.schema "x; drop" is not a plain SQL identifier`,
+		},
+		{
+			name:    "outbox lease shorter than two publishes",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"postgres://h/db\"\n  publish_timeout = \"10s\"\n  lease_ttl = \"15s\"\n}",
+			pos:     "5:15",
+			summary: "outbox.lease_ttl too short",
+			detail:  `outbox.lease_ttl (15s) must be more than twice outbox.publish_timeout (10s)`,
+		},
+		{
+			name:    "outbox backoff factor below one",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"postgres://h/db\"\n  backoff_factor = 0.5\n}",
+			pos:     "4:20",
+			summary: "Invalid backoff_factor",
+			detail:  `outbox.backoff_factor must be a number from 1 to 100, got 0.5`,
+		},
+		{
+			name:    "route retry max delay below first delay",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"postgres://h/db\"\n}\nroute \"o\" {\n  topics = [\"o\"]\n  delivery = \"outbox\"\n  retry {\n    retry_delay = \"10m\"\n  }\n}",
+			pos:     "9:19",
+			summary: "Invalid max_retry_delay",
+			detail:  `route "o": retry.max_retry_delay (5m0s) must not be shorter than retry_delay (10m0s)`,
+		},
+		{
+			name:    "priority on a direct route",
+			src:     "kafka { embedded = true }\nroute \"o\" {\n  topics = [\"o\"]\n  priority = 1\n}",
+			pos:     "4:14",
+			summary: "Key needs outbox delivery",
+			detail:  `route "o": priority applies to outbox delivery only: remove it, or set delivery = "outbox"`,
+		},
+		{
+			name:    "retry block on a direct route",
+			src:     "kafka { embedded = true }\nroute \"o\" {\n  topics = [\"o\"]\n  retry {\n    max_retries = 1\n  }\n}",
+			pos:     "4:3",
+			summary: "Key needs outbox delivery",
+			detail:  `route "o": the retry block applies to outbox delivery only`,
+		},
+		{
+			name:    "unknown ordering",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"postgres://h/db\"\n}\nroute \"o\" {\n  topics = [\"o\"]\n  delivery = \"outbox\"\n  ordering = \"loose\"\n}",
+			pos:     "8:14",
+			summary: "Invalid value",
+			detail:  `route "o": ordering: unknown value "loose": use one of "strict", "relaxed"`,
 		},
 		{
 			name:    "route with unknown delivery",
 			src:     "kafka { embedded = true }\nroute \"orders\" {\n  topics   = [\"orders\"]\n  delivery = \"sync\"\n}",
 			pos:     "4:14",
 			summary: "Invalid delivery",
-			detail:  `route "orders": unknown delivery "sync": use "direct" ("outbox" is not available in this build yet)`,
+			detail:  `route "orders": unknown delivery "sync": use "direct" or "outbox"`,
 		},
 	}
 	for _, tt := range tests {

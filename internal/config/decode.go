@@ -59,8 +59,9 @@ func (d *decoder) config(raw *fileSchema) *Config {
 	d.kafka(&c.Kafka, single(d, raw.Kafka, "kafka"))
 	d.log(&c.Log, single(d, raw.Log, "log"))
 	d.deadLetter(&c.DeadLetter, single(d, raw.DeadLetter, "dead_letter"))
+	d.outbox(&c.Outbox, single(d, raw.Outbox, "outbox"))
 	c.Plugins = d.plugins(raw.Plugins)
-	c.Routes = d.routes(raw.Routes, raw.Plugins)
+	c.Routes = d.routes(raw.Routes, raw.Plugins, &c.Outbox)
 	return c
 }
 
@@ -207,7 +208,7 @@ func (d *decoder) log(l *LogConfig, b *logBlock) {
 	d.enum(b.Format, "log.format", []string{"json", "console"}, &l.Format)
 }
 
-func (d *decoder) routes(blocks []*routeBlock, plugins []*pluginBlock) []RouteConfig {
+func (d *decoder) routes(blocks []*routeBlock, plugins []*pluginBlock, o *OutboxConfig) []RouteConfig {
 	routes := make([]RouteConfig, 0, len(blocks))
 	seen := make(map[string]*routeBlock, len(blocks))
 	for _, b := range blocks {
@@ -249,17 +250,15 @@ func (d *decoder) routes(blocks []*routeBlock, plugins []*pluginBlock) []RouteCo
 
 		if s, st := d.str(b.Delivery, where+": delivery"); st == valid {
 			switch s {
-			case DeliveryDirect:
+			case DeliveryDirect, DeliveryOutbox:
 				r.Delivery = s
-			case DeliveryOutbox:
-				d.errorf(b.Delivery.Range(), "Outbox delivery not available",
-					"%s: outbox delivery is not available in this build yet: use delivery = %q", where, DeliveryDirect)
 			default:
 				d.errorf(b.Delivery.Range(), "Invalid delivery",
-					"%s: unknown delivery %q: use %q (%q is not available in this build yet)", where, s, DeliveryDirect, DeliveryOutbox)
+					"%s: unknown delivery %q: use %q or %q", where, s, DeliveryDirect, DeliveryOutbox)
 			}
 		}
 		d.routeExtras(&r, b, plugins, where)
+		d.routeOutbox(&r, b, o, where)
 		routes = append(routes, r)
 	}
 	return routes

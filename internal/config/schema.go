@@ -23,6 +23,7 @@ type fileSchema struct {
 	Kafka      []*kafkaBlock      `hcl:"kafka,block"`
 	Log        []*logBlock        `hcl:"log,block"`
 	DeadLetter []*deadLetterBlock `hcl:"dead_letter,block"`
+	Outbox     []*outboxBlock     `hcl:"outbox,block"`
 	Plugins    []*pluginBlock     `hcl:"plugin,block"`
 	Routes     []*routeBlock      `hcl:"route,block"`
 }
@@ -84,6 +85,9 @@ type routeBlock struct {
 	Plugins       hcl.Expression `hcl:"plugins,optional"`
 	OnReject      hcl.Expression `hcl:"on_reject,optional"`
 	Delivery      hcl.Expression `hcl:"delivery,optional"`
+	Priority      hcl.Expression `hcl:"priority,optional"`
+	Ordering      hcl.Expression `hcl:"ordering,optional"`
+	Retry         []*retryBlock  `hcl:"retry,block"`
 	DefRange      hcl.Range      `hcl:",def_range"`
 }
 
@@ -135,6 +139,8 @@ func blockSchema(typ string) any {
 		return &pluginBlock{}
 	case "dead_letter":
 		return &deadLetterBlock{}
+	case "outbox":
+		return &outboxBlock{}
 	}
 	return nil
 }
