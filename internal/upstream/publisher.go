@@ -1,0 +1,166 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// PublisherConfig configures a Publisher.
+type PublisherConfig struct {
+	Brokers  []string
+	ClientID string
+	// Timeout bounds each record's delivery, retries included.
+	Timeout time.Duration
+	// BreakerFailures failed publishes in a row open the circuit breaker;
+	// BreakerTimeout later it lets one probe publish through (half-open).
+	BreakerFailures int
+	BreakerTimeout  time.Duration
+	// OnStateChange is called when the breaker changes state ("closed",
+	// "open", "half-open").
+	OnStateChange func(from, to string)
+	// Opts are extra franz-go options (tests).
+	Opts []kgo.Opt
+}
+
+// Publisher produces records for the outbox relay with franz-go
+// (idempotent, acks=all, topics auto-created where the cluster allows it)
+// behind a circuit breaker for the upstream cluster. A record keeps its
+// Partition when it is set (>= 0); others are partitioned by key like the
+// Java client.
+type Publisher struct {
+	cl *kgo.Client
+	br *gobreaker.CircuitBreaker[struct{}]
+}
+
+// ErrUpstreamDown wraps a publish that failed as a whole because the
+// upstream cluster could not be reached.
+var ErrUpstreamDown = errors.New("upstream: Kafka unreachable")
+
+// NewPublisher connects a publisher (lazily: no broker needs to be up).
+func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
+	if cfg.BreakerFailures <= 0 {
+		cfg.BreakerFailures = 3
+	}
+	if cfg.BreakerTimeout <= 0 {
+		cfg.BreakerTimeout = 5 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.AllowAutoTopicCreation(),
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(cfg.Timeout),
+		kgo.RecordPartitioner(keepPartitioner{kgo.StickyKeyPartitioner(nil)}),
+	}
+	cl, err := kgo.NewClient(append(opts, cfg.Opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: publisher: %w", err)
+	}
+	fails := uint32(cfg.BreakerFailures)
+	br := gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "kafka",
+		MaxRequests: 1,
+		Timeout:     cfg.BreakerTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= fails },
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			if cfg.OnStateChange != nil {
+				cfg.OnStateChange(from.String(), to.String())
+			}
+		},
+		// Only whole-cluster failures count against the breaker.
+		IsSuccessful: func(err error) bool { return !errors.Is(err, ErrUpstreamDown) },
+	})
+	return &Publisher{cl: cl, br: br}, nil
+}
+
+// Available reports whether the breaker lets publishes through (closed, or
+// half-open for a probe).
+func (p *Publisher) Available() bool { return p.br.State() != gobreaker.StateOpen }
+
+// BreakerState is "closed", "open" or "half-open".
+func (p *Publisher) BreakerState() string { return p.br.State().String() }
+
+// Publish produces recs and waits for all of them. It returns each
+// record's error, or, when nothing was delivered because the cluster is
+// unreachable or the breaker is open, a single error wrapping
+// ErrUpstreamDown or gobreaker's ErrOpenState.
+func (p *Publisher) Publish(ctx context.Context, recs []*kgo.Record) ([]error, error) {
+	var errs []error
+	_, err := p.br.Execute(func() (struct{}, error) {
+		errs = p.produce(ctx, recs)
+		down := 0
+		var first error
+		for _, e := range errs {
+			if e != nil && !isBrokerAnswer(e) {
+				down++
+				if first == nil {
+					first = e
+				}
+			}
+		}
+		if down == len(recs) && down > 0 {
+			return struct{}{}, fmt.Errorf("%w: %w", ErrUpstreamDown, first)
+		}
+		return struct{}{}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+func (p *Publisher) produce(ctx context.Context, recs []*kgo.Record) []error {
+	errs := make([]error, len(recs))
+	var wg sync.WaitGroup
+	wg.Add(len(recs))
+	for i, r := range recs {
+		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// isBrokerAnswer reports whether err is an error a broker answered (the
+// cluster is up) rather than a timeout or connection failure.
+func isBrokerAnswer(err error) bool {
+	var ke *kerr.Error
+	return errors.As(err, &ke) && !errors.Is(err, kgo.ErrRecordTimeout)
+}
+
+// Close flushes nothing (Publish waits for its records) and closes the
+// client.
+func (p *Publisher) Close() { p.cl.Close() }
+
+// keepPartitioner keeps a record's partition when it has one, and else
+// partitions by key.
+type keepPartitioner struct{ byKey kgo.Partitioner }
+
+func (k keepPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	return keepTopicPartitioner{k.byKey.ForTopic(topic)}
+}
+
+type keepTopicPartitioner struct{ byKey kgo.TopicPartitioner }
+
+func (k keepTopicPartitioner) RequiresConsistency(r *kgo.Record) bool {
+	return r.Partition >= 0 || k.byKey.RequiresConsistency(r)
+}
+
+func (k keepTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 && int(r.Partition) < n {
+		return int(r.Partition)
+	}
+	return k.byKey.Partition(r, n)
+}
