@@ -22,6 +22,9 @@ const (
 	// DeliveryDirect forwards records to Kafka and acknowledges after Kafka
 	// acknowledged them.
 	DeliveryDirect Delivery = "direct"
+	// DeliveryOutbox commits records to the outbox and acknowledges after
+	// the commit; the relay publishes them.
+	DeliveryOutbox Delivery = "outbox"
 )
 
 // OnReject is what happens to a record a plugin rejects.
@@ -48,6 +51,8 @@ type Route struct {
 	Plugins       []string // plugin names, applied in order
 	OnReject      OnReject
 	Delivery      Delivery
+	// Priority orders outbox relaying: lower first.
+	Priority int32
 
 	anyType bool   // EventTypes matches everything
 	gjPath  string // EventTypeFrom as a gjson path
@@ -74,6 +79,8 @@ type candidates struct {
 	// depend on the record (the first candidate claims every event
 	// type), else nil.
 	first *Route
+	// outbox is the first outbox route records of the topic may take.
+	outbox *Route
 }
 
 // maxCached bounds the topic cache so a client inventing topic names cannot
@@ -126,6 +133,15 @@ func (r *Router) candidates(topic string) *candidates {
 	if len(c.routes) > 0 && c.routes[0].anyType {
 		c.first = c.routes[0]
 	}
+	for _, rt := range c.routes {
+		if rt.Delivery == DeliveryOutbox {
+			c.outbox = rt
+			break
+		}
+		if rt.anyType {
+			break // later routes never match
+		}
+	}
 	if r.cached.Load() < maxCached {
 		if _, loaded := r.cache.LoadOrStore(topic, c); !loaded {
 			r.cached.Add(1)
@@ -144,6 +160,12 @@ func (r *Router) Match(topic string) (route *Route, ok bool) {
 	}
 	return nil, len(c.routes) == 0
 }
+
+// Outbox returns the first outbox route that may claim records of topic, or
+// nil. A topic's records take outbox delivery as a whole when any route
+// they may take is an outbox route (delivery cannot differ by event type
+// within one partition batch), with that route's priority.
+func (r *Router) Outbox(topic string) *Route { return r.candidates(topic).outbox }
 
 // Claims reports whether any route may claim records of topic.
 func (r *Router) Claims(topic string) bool { return len(r.candidates(topic).routes) > 0 }

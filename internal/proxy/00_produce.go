@@ -55,6 +55,10 @@ type produceSlot struct {
 	sideErr  error
 	consumed bool
 	topic    *string
+	// Outbox path: the batch was handed to the outbox writer, and the
+	// commit's error.
+	outbox    bool
+	outboxErr error
 }
 
 func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
@@ -66,6 +70,7 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	var slots []produceSlot
 	var batches []*upstream.Batch
+	var writes []outboxWrite
 	n := 0
 	for i := range req.Topics {
 		n += len(req.Topics[i].Partitions)
@@ -157,6 +162,13 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 			if s.m != nil {
 				s.m.recordsIn(rt.Topic, int(h.NumRecords), len(rp.Records))
 			}
+			if ob := s.cfg.Router.Outbox(rt.Topic); ob != nil {
+				// Outbox path: committed to the outbox, then answered.
+				if msgs := cc.toOutbox(slot, batch, ob, passthrough, h, req.Version); msgs != nil {
+					writes = append(writes, outboxWrite{slot, msgs})
+				}
+				continue
+			}
 			if !passthrough {
 				// Plugin path: decode, run the chains, re-encode.
 				if !cc.runPipeline(slot, batch, rt.Topic, rp.Partition, h, req.Version) {
@@ -179,6 +191,7 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 	}
 	up := upstream.NewProduce(batches, func() { cc.complete(p) })
 	up.Hold() // the answer waits for the bookkeeping below
+	cc.writeOutbox(up, writes)
 	for i := range slots {
 		sl := &slots[i]
 		if len(sl.side) == 0 {
@@ -208,6 +221,10 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 // settle copies a forwarded batch's upstream result into its response slot
 // and reports it to the idempotence tracker, once.
 func (cc *clientConn) settle(sl *produceSlot, version int16) {
+	if sl.outbox {
+		cc.settleOutbox(sl, version)
+		return
+	}
 	if sl.consumed && !sl.settled {
 		// Nothing left for the partition itself (all dropped, rejected
 		// or routed away): the batch is done once its side records are.

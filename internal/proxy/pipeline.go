@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/evproxy/evproxy/internal/batchcodec"
 	"github.com/evproxy/evproxy/internal/pipeline"
@@ -21,53 +20,12 @@ import (
 // whether batch still has to be forwarded; when it does not, slot is
 // answered by itself (consumed, refused, or failed).
 func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topic string, partition int32, h recordbatch.Header, version int16) bool {
-	s := cc.s
-	if s.cfg.Pipeline == nil {
-		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: plugins are not configured")
+	dec, ok := cc.decodeSlot(slot, batch, version)
+	if !ok {
 		return false
 	}
-	dec, err := cc.decoder.Decode(batch.Data, int(s.cfg.MaxRequestBytes))
-	if err != nil {
-		code := kerr.CorruptMessage
-		switch {
-		case errors.Is(err, batchcodec.ErrTooLarge):
-			code = kerr.MessageTooLarge
-		case errors.Is(err, batchcodec.ErrUnsupportedCodec):
-			code = kerr.UnsupportedCompressionType
-		}
-		cc.log.Warn().Str("topic", topic).Int32("partition", partition).Err(err).Str("answer", code.Message).Msg("refusing record batch: cannot decode its records")
-		cc.failSlot(slot, version, code, "evproxy: "+err.Error())
-		return false
-	}
-	out, err := s.cfg.Pipeline.Process(s.ctx, pipeline.Input{Topic: topic, Partition: partition, Records: dec.Records})
-	if err != nil {
-		cc.log.Error().Str("topic", topic).Int32("partition", partition).Err(err).Msg("pipeline failed")
-		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: "+err.Error())
-		return false
-	}
-	if s.m != nil && out.Rejected > 0 {
-		s.m.rejected(topic, out.Rejected)
-	}
-	if len(out.Errors) > 0 {
-		// on_reject = "error": the batch fails as a whole, with the
-		// reasons per record (v8+).
-		msg := out.Errors[0].Message
-		setErr(slot.resp, version, kerr.InvalidRecord, msg)
-		if version >= 8 {
-			for _, e := range out.Errors {
-				re := kmsg.NewProduceResponseTopicPartitionErrorRecord()
-				re.RelativeOffset = e.Index
-				m := e.Message
-				re.ErrorMessage = &m
-				slot.resp.ErrorRecords = append(slot.resp.ErrorRecords, re)
-			}
-		}
-		// The producer does not retry INVALID_RECORD: its sequence is
-		// used up, so later batches are in order.
-		slot.consumed, slot.settled = true, true
-		if slot.idem {
-			s.producers.done(h.ProducerID, h.ProducerEpoch, tpKey{topic, partition}, h.BaseSequence, h.LastSequence(), slot.gen, -1, nil)
-		}
+	out, ok := cc.process(slot, topic, partition, dec.Records, h, version)
+	if !ok {
 		return false
 	}
 	for _, r := range out.Side {
@@ -85,6 +43,53 @@ func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topi
 	batch.Data = enc
 	batch.NumRecords = int32(len(out.Main))
 	return true
+}
+
+// decodeSlot decodes a partition's batch with the connection's decoder
+// (its buffers are reused by the next request); on failure the slot is
+// answered.
+func (cc *clientConn) decodeSlot(slot *produceSlot, batch *upstream.Batch, version int16) (*batchcodec.Batch, bool) {
+	dec, err := cc.decoder.Decode(batch.Data, int(cc.s.cfg.MaxRequestBytes))
+	if err != nil {
+		code := kerr.CorruptMessage
+		switch {
+		case errors.Is(err, batchcodec.ErrTooLarge):
+			code = kerr.MessageTooLarge
+		case errors.Is(err, batchcodec.ErrUnsupportedCodec):
+			code = kerr.UnsupportedCompressionType
+		}
+		cc.log.Warn().Str("topic", batch.Topic).Int32("partition", batch.Partition).Err(err).Str("answer", code.Message).Msg("refusing record batch: cannot decode its records")
+		cc.failSlot(slot, version, code, "evproxy: "+err.Error())
+		return nil, false
+	}
+	return dec, true
+}
+
+// process runs the plugin chains over decoded records. When records are
+// refused (on_reject = "error", or no route for their event type) or the
+// pipeline fails, the slot is answered and ok is false.
+func (cc *clientConn) process(slot *produceSlot, topic string, partition int32, recs []batchcodec.Record, h recordbatch.Header, version int16) (pipeline.Outcome, bool) {
+	s := cc.s
+	if s.cfg.Pipeline == nil {
+		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: plugins are not configured")
+		return pipeline.Outcome{}, false
+	}
+	out, err := s.cfg.Pipeline.Process(s.ctx, pipeline.Input{Topic: topic, Partition: partition, Records: recs})
+	if err != nil {
+		cc.log.Error().Str("topic", topic).Int32("partition", partition).Err(err).Msg("pipeline failed")
+		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: "+err.Error())
+		return pipeline.Outcome{}, false
+	}
+	if s.m != nil && out.Rejected > 0 {
+		s.m.rejected(topic, out.Rejected)
+	}
+	if len(out.Errors) > 0 {
+		// on_reject = "error": the batch fails as a whole, with the
+		// reasons per record (v8+).
+		cc.failRecords(slot, h, version, out.Errors)
+		return pipeline.Outcome{}, false
+	}
+	return out, true
 }
 
 // sideRecord copies a pipeline side record into a franz-go record: its

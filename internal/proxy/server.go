@@ -61,6 +61,9 @@ type Config struct {
 	Pipeline *pipeline.Processor
 	// Upstream receives produced batches. Required.
 	Upstream Upstream
+	// Outbox commits the records of outbox routes; nil when no outbox is
+	// configured.
+	Outbox OutboxWriter
 	// Logger receives connection and request events.
 	Logger zerolog.Logger
 	// Metrics, if non-nil, is updated as requests are served.
