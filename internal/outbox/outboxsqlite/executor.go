@@ -1,0 +1,463 @@
+package outboxsqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/evproxy/evproxy/internal/outbox"
+)
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+}
+
+// executor implements outbox.Executor for a Store (each method its own
+// statement or transaction) and for a Tx (everything in the caller's).
+type executor struct {
+	// read runs the single-statement reads.
+	read querier
+	// write runs fn in a write transaction: a new one, or the caller's.
+	write func(ctx context.Context, fn func(querier) error) error
+}
+
+// OutboxInsertMany inserts the messages in order in one transaction, with
+// one prepared statement, and reports how many were new: a message whose
+// EventID the outbox holds (or an earlier message of the batch had) is
+// skipped. An empty EventID is stored as NULL and never deduplicated.
+func (e executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertManyParams) (int, error) {
+	if len(p.Messages) == 0 {
+		return 0, nil
+	}
+	now := time.Now().UnixMilli()
+	n := 0
+	err := e.write(ctx, func(q querier) error {
+		st, err := q.PrepareContext(ctx, qInsert)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, m := range p.Messages {
+			res, err := st.ExecContext(ctx,
+				nullString(m.EventID), m.Topic, int64(m.Partition), blob(m.Key), blob(m.Value),
+				blob(encodeHeaders(m.Headers)), nullMillis(m.Timestamp), millis(m.DeliverAt),
+				int64(m.Priority), boolInt(m.Processed), now, int64(laneOf(m.Topic, m.Key)))
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			n += int(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrapErr("insert", err)
+	}
+	return n, nil
+}
+
+// OutboxClaimBatch returns up to Limit claimable rows of the lanes (all
+// lanes if Lanes is nil), as documented on outbox.Executor: due at Now,
+// lowest priority number first, then id; never a row behind an earlier
+// pending row of its (topic, key) that is due and not returned with it, or
+// that waits for a retry with Blocks. Rows of one key come in id order.
+// A claim changes nothing: the lane lease is what keeps other relays away.
+func (e executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBatchParams) ([]*outbox.Row, error) {
+	if p.Limit <= 0 || (p.Lanes != nil && len(p.Lanes) == 0) {
+		return nil, nil
+	}
+	now := p.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var lanes any
+	if p.Lanes != nil {
+		lanes = jsonInts(p.Lanes)
+	}
+	rows, err := e.read.QueryContext(ctx, qClaim, lanes, now.UnixMilli(), p.Limit)
+	if err != nil {
+		return nil, wrapErr("claim", err)
+	}
+	defer rows.Close()
+	var out []*outbox.Row
+	for rows.Next() {
+		var rank int64
+		r, err := scanRow(rows, &rank)
+		if err != nil {
+			return nil, wrapErr("claim", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapErr("claim", err)
+	}
+	return out, nil
+}
+
+// scanRow scans rowColumns, then extra.
+func scanRow(rows *sql.Rows, extra ...any) (*outbox.Row, error) {
+	var (
+		r                         outbox.Row
+		ceID                      sql.NullString
+		key, value, headers       []byte
+		keyNull, valueNull        bool
+		ts                        sql.NullInt64
+		partition, priority, lane int64
+		attempts                  int64
+		deliverAt, createdAt      int64
+		processed                 bool
+	)
+	dest := append([]any{&r.ID, &ceID, &r.Topic, &partition, &key, &keyNull, &value, &valueNull,
+		&headers, &ts, &deliverAt, &priority, &processed, &attempts, &r.LastError, &createdAt, &lane}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return nil, err
+	}
+	hs, err := decodeHeaders(headers)
+	if err != nil {
+		return nil, fmt.Errorf("row %d: %w", r.ID, err)
+	}
+	r.EventID = ceID.String
+	r.Partition = int32(partition)
+	r.Key = unblob(key, keyNull)
+	r.Value = unblob(value, valueNull)
+	r.Headers = hs
+	if ts.Valid {
+		r.Timestamp = time.UnixMilli(ts.Int64)
+	}
+	r.DeliverAt = fromMillis(deliverAt)
+	r.Priority = int32(priority)
+	r.Processed = processed
+	r.Attempts = int32(attempts)
+	r.CreatedAt = time.UnixMilli(createdAt)
+	r.Lane = int32(lane)
+	return &r, nil
+}
+
+// OutboxComplete deletes the sent rows, schedules the retries and moves the
+// dead rows to dead_letter, in one transaction. Ids no longer in the outbox
+// are ignored.
+func (e executor) OutboxComplete(ctx context.Context, p *outbox.OutboxCompleteParams) error {
+	if len(p.Sent) == 0 && len(p.Retry) == 0 && len(p.Dead) == 0 {
+		return nil
+	}
+	err := e.write(ctx, func(q querier) error {
+		del, err := q.PrepareContext(ctx, qDelete)
+		if err != nil {
+			return err
+		}
+		defer del.Close()
+		for _, id := range p.Sent {
+			if _, err := del.ExecContext(ctx, id); err != nil {
+				return err
+			}
+		}
+		for _, r := range p.Retry {
+			if _, err := q.ExecContext(ctx, qRetry, r.ID, int64(r.Attempts), millis(r.NextAttemptAt),
+				r.Error, boolInt(r.Blocks)); err != nil {
+				return err
+			}
+		}
+		for _, d := range p.Dead {
+			failedAt := d.FailedAt
+			if failedAt.IsZero() {
+				failedAt = time.Now()
+			}
+			if _, err := q.ExecContext(ctx, qDead, d.ID, int64(d.Attempts), d.Stage, d.Reason, d.Plugin,
+				failedAt.UnixMilli()); err != nil {
+				return err
+			}
+			if _, err := del.ExecContext(ctx, d.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrapErr("complete", err)
+}
+
+// OutboxStats summarises the outbox at now (zero: the current time).
+func (e executor) OutboxStats(ctx context.Context, now time.Time) (*outbox.Stats, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	st := &outbox.Stats{}
+	rows, err := e.read.QueryContext(ctx, qStats, now.UnixMilli())
+	if err != nil {
+		return nil, wrapErr("stats", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ts outbox.TopicStats
+		var oldest sql.NullInt64
+		if err := rows.Scan(&ts.Topic, &ts.Pending, &ts.Scheduled, &oldest, &ts.Retrying); err != nil {
+			return nil, wrapErr("stats", err)
+		}
+		if oldest.Valid {
+			ts.Oldest = time.UnixMilli(oldest.Int64)
+		}
+		st.Topics = append(st.Topics, ts)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapErr("stats", err)
+	}
+	if err := e.read.QueryRowContext(ctx, qStatsDead).Scan(&st.DeadLetters, &st.DeadUnpublished); err != nil {
+		return nil, wrapErr("stats", err)
+	}
+	return st, nil
+}
+
+// OutboxNextDue is the earliest time a row of the outbox becomes due (its
+// DeliverAt or its retry time, whichever is later; possibly past), and
+// false if the outbox is empty.
+func (e executor) OutboxNextDue(ctx context.Context) (time.Time, bool, error) {
+	var due sql.NullInt64
+	if err := e.read.QueryRowContext(ctx, qNextDue).Scan(&due); err != nil {
+		return time.Time{}, false, wrapErr("next due", err)
+	}
+	if !due.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(due.Int64), true, nil
+}
+
+// LaneAcquire renews every lease of Owner to now+TTL and takes free or
+// expired lanes, lowest first, until Owner holds Max (0: every lane); it
+// never gives a lane up. It returns the lanes Owner holds, in order.
+func (e executor) LaneAcquire(ctx context.Context, p *outbox.LaneAcquireParams) ([]int32, error) {
+	if p.Owner == "" {
+		return nil, fmt.Errorf("outboxsqlite: lane acquire: empty owner")
+	}
+	if p.TTL <= 0 {
+		return nil, fmt.Errorf("outboxsqlite: lane acquire: TTL %v is not positive", p.TTL)
+	}
+	max := p.Max
+	if max <= 0 || max > outbox.Lanes {
+		max = outbox.Lanes
+	}
+	now := time.Now()
+	exp := now.Add(p.TTL).UnixMilli()
+	var held []int32
+	err := e.write(ctx, func(q querier) error {
+		held = held[:0]
+		if _, err := q.ExecContext(ctx, qLaneRenew, p.Owner, exp); err != nil {
+			return err
+		}
+		var n int
+		if err := q.QueryRowContext(ctx, qLaneCount, p.Owner).Scan(&n); err != nil {
+			return err
+		}
+		if n < max {
+			if _, err := q.ExecContext(ctx, qLaneTake, p.Owner, exp, now.UnixMilli(), max-n); err != nil {
+				return err
+			}
+		}
+		rows, err := q.QueryContext(ctx, qLaneHeld, p.Owner)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var l int32
+			if err := rows.Scan(&l); err != nil {
+				return err
+			}
+			held = append(held, l)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapErr("lane acquire", err)
+	}
+	return held, nil
+}
+
+// LaneRelease frees Owner's leases of Lanes (nil: all of them).
+func (e executor) LaneRelease(ctx context.Context, p *outbox.LaneReleaseParams) error {
+	var lanes any
+	if p.Lanes != nil {
+		lanes = jsonInts(p.Lanes)
+	}
+	err := e.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, qLaneRelease, p.Owner, lanes)
+		return err
+	})
+	return wrapErr("lane release", err)
+}
+
+// LaneOwners counts the owners other than owner that hold an unexpired
+// lease.
+func (e executor) LaneOwners(ctx context.Context, owner string) (int, error) {
+	var n int
+	err := e.read.QueryRowContext(ctx, qLaneOwners, owner, time.Now().UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, wrapErr("lane owners", err)
+	}
+	return n, nil
+}
+
+// deadArgs are the parameters of deadFilter and the limit.
+func deadArgs(p *outbox.DeadLetterListParams) []any {
+	var ids, since, until any
+	if p.IDs != nil {
+		ids = jsonInts(p.IDs)
+	}
+	if !p.Since.IsZero() {
+		since = p.Since.UnixMilli()
+	}
+	if !p.Until.IsZero() {
+		until = p.Until.UnixMilli()
+	}
+	limit := int64(-1)
+	if p.Limit > 0 {
+		limit = int64(p.Limit)
+	}
+	return []any{ids, p.Topic, since, until, boolInt(p.Unpublished), limit}
+}
+
+// DeadLetterList returns the dead letters the filter selects, in id order.
+// A non-nil empty IDs selects none.
+func (e executor) DeadLetterList(ctx context.Context, p *outbox.DeadLetterListParams) ([]*outbox.DeadLetter, error) {
+	rows, err := e.read.QueryContext(ctx, qDeadList, deadArgs(p)...)
+	if err != nil {
+		return nil, wrapErr("dead letter list", err)
+	}
+	defer rows.Close()
+	var out []*outbox.DeadLetter
+	for rows.Next() {
+		d, err := scanDead(rows)
+		if err != nil {
+			return nil, wrapErr("dead letter list", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrapErr("dead letter list", err)
+	}
+	return out, nil
+}
+
+// scanDead scans deadColumns.
+func scanDead(rows *sql.Rows) (*outbox.DeadLetter, error) {
+	var (
+		d                    outbox.DeadLetter
+		ceID                 sql.NullString
+		key, value, headers  []byte
+		keyNull, valueNull   bool
+		ts                   sql.NullInt64
+		partition, priority  int64
+		attempts             int64
+		deliverAt, failedAt  int64
+		processed, published bool
+	)
+	if err := rows.Scan(&d.ID, &ceID, &d.Topic, &partition, &key, &keyNull, &value, &valueNull,
+		&headers, &ts, &deliverAt, &priority, &processed, &attempts, &d.Stage, &d.Reason, &d.Plugin,
+		&failedAt, &published); err != nil {
+		return nil, err
+	}
+	hs, err := decodeHeaders(headers)
+	if err != nil {
+		return nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
+	}
+	d.EventID = ceID.String
+	d.Partition = int32(partition)
+	d.Key = unblob(key, keyNull)
+	d.Value = unblob(value, valueNull)
+	d.Headers = hs
+	if ts.Valid {
+		d.Timestamp = time.UnixMilli(ts.Int64)
+	}
+	d.DeliverAt = fromMillis(deliverAt)
+	d.Priority = int32(priority)
+	d.Processed = processed
+	d.Attempts = int32(attempts)
+	d.FailedAt = time.UnixMilli(failedAt)
+	d.Published = published
+	return &d, nil
+}
+
+// DeadLetterMarkPublished records that the dead letters reached the
+// dead-letter topic.
+func (e executor) DeadLetterMarkPublished(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := e.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, qDeadMarkPublished, jsonInts(ids))
+		return err
+	})
+	return wrapErr("dead letter mark published", err)
+}
+
+// DeadLetterReplay moves the selected dead letters back into the outbox,
+// in id order, as new rows (new ids, after every row already there) with
+// no attempts, in one transaction, and reports how many moved. A dead
+// letter whose event id the outbox holds again stays where it is.
+func (e executor) DeadLetterReplay(ctx context.Context, p *outbox.DeadLetterListParams) (int, error) {
+	n := 0
+	err := e.write(ctx, func(q querier) error {
+		n = 0
+		rows, err := q.QueryContext(ctx, qDeadIDs, deadArgs(p)...)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		now := time.Now().UnixMilli()
+		for _, id := range ids {
+			res, err := q.ExecContext(ctx, qDeadReplay, id, now)
+			if err != nil {
+				return err
+			}
+			if k, err := res.RowsAffected(); err != nil {
+				return err
+			} else if k == 0 {
+				continue
+			}
+			if _, err := q.ExecContext(ctx, qDeadDelete, id); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrapErr("dead letter replay", err)
+	}
+	return n, nil
+}
+
+// DeadLetterDeleteBefore deletes the dead letters that failed before t.
+func (e executor) DeadLetterDeleteBefore(ctx context.Context, t time.Time) (int, error) {
+	var n int64
+	err := e.write(ctx, func(q querier) error {
+		res, err := q.ExecContext(ctx, qDeadDeleteBefore, t.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, wrapErr("dead letter delete", err)
+	}
+	return int(n), nil
+}

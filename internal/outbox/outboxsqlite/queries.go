@@ -1,0 +1,144 @@
+package outboxsqlite
+
+// Every SQL statement of the store. Parameters are numbered (?1, ?2, …);
+// times are Unix milliseconds; list parameters are JSON arrays read with
+// json_each. Nullable blob columns are selected together with "IS NULL"
+// because the driver reads a zero-length blob as a nil slice.
+
+const (
+	// rowColumns are the outbox columns scanned by scanRow.
+	rowColumns = `o.id, o.ce_id, o.topic, o.partition, o.key, o.key IS NULL, o.value, o.value IS NULL,
+	o.headers, o.ts, o.deliver_at, o.priority, o.processed, o.attempts, o.last_error, o.created_at, o.lane`
+
+	// deadColumns are the dead_letter columns scanned by scanDead.
+	deadColumns = `d.id, d.ce_id, d.topic, d.partition, d.key, d.key IS NULL, d.value, d.value IS NULL,
+	d.headers, d.ts, d.deliver_at, d.priority, d.processed, d.attempts, d.stage, d.reason, d.plugin,
+	d.failed_at, d.published`
+
+	qMigrationTable = `CREATE TABLE IF NOT EXISTS migration (
+	line       TEXT    NOT NULL,
+	version    INTEGER NOT NULL,
+	name       TEXT    NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (line, version)
+) STRICT`
+	qMigrationVersions = `SELECT version FROM migration WHERE line = ?1`
+	qMigrationInsert   = `INSERT INTO migration (line, version, name, created_at) VALUES (?1, ?2, ?3, ?4)`
+	qMigrationDelete   = `DELETE FROM migration WHERE line = ?1 AND version = ?2`
+
+	qInsert = `INSERT INTO outbox (ce_id, topic, partition, key, value, headers, ts, deliver_at,
+	priority, processed, created_at, lane)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+ON CONFLICT (ce_id) DO NOTHING`
+
+	// claimDue is the filter of a claimable row o: in the lanes (?1, NULL
+	// for every lane), due at ?2, and not behind an earlier row of its
+	// (topic, key) that blocks it while waiting for a retry.
+	claimDue = `(?1 IS NULL OR o.lane IN (SELECT value FROM json_each(?1)))
+	AND o.deliver_at <= ?2 AND o.next_attempt_at <= ?2
+	AND (o.key IS NULL OR NOT EXISTS (
+		SELECT 1 FROM outbox b INDEXED BY outbox_blocking
+		WHERE b.blocks = 1 AND b.topic = o.topic AND b.key = o.key AND b.id < o.id
+			AND b.next_attempt_at > ?2))`
+
+	// qClaim picks the ?3 claimable rows with the lowest (priority, id),
+	// then drops every row with an earlier due row of its (topic, key)
+	// that was not picked (a lower-priority row ahead of it in its key,
+	// cut by the limit). If that drops every row, it takes the claimable
+	// rows in id order instead, which never drops any. The result keeps
+	// each key's rows in id order: it is sorted by the lowest priority
+	// number of the row and the rows after it in its key, then id.
+	qClaim = `WITH cand AS MATERIALIZED (
+	SELECT o.id, o.topic, o.key FROM outbox o INDEXED BY outbox_claim
+	WHERE ` + claimDue + `
+	ORDER BY o.priority, o.id
+	LIMIT ?3
+), keys AS MATERIALIZED (
+	SELECT c.topic, c.key, (
+		SELECT e.id FROM outbox e INDEXED BY outbox_topic_key
+		WHERE e.topic = c.topic AND e.key = c.key
+			AND e.deliver_at <= ?2 AND e.next_attempt_at <= ?2
+			AND e.id NOT IN (SELECT id FROM cand)
+		ORDER BY e.id LIMIT 1
+	) AS cut
+	FROM (SELECT DISTINCT topic, key FROM cand WHERE key IS NOT NULL) c
+), picked AS MATERIALIZED (
+	SELECT c.id FROM cand c
+	WHERE c.key IS NULL OR NOT EXISTS (
+		SELECT 1 FROM keys k WHERE k.topic = c.topic AND k.key = c.key AND k.cut < c.id)
+), chosen AS (
+	SELECT id FROM picked
+	UNION ALL
+	SELECT id FROM (
+		SELECT o.id FROM outbox o
+		WHERE ` + claimDue + `
+		ORDER BY o.id
+		LIMIT ?3)
+	WHERE NOT EXISTS (SELECT 1 FROM picked)
+)
+SELECT ` + rowColumns + `,
+	min(o.priority) OVER (
+		PARTITION BY o.topic, CASE WHEN o.key IS NULL THEN o.id END, o.key
+		ORDER BY o.id ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS claim_rank
+FROM outbox o
+WHERE o.id IN (SELECT id FROM chosen)
+ORDER BY claim_rank, o.id`
+
+	qDelete = `DELETE FROM outbox WHERE id = ?1`
+	qRetry  = `UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, blocks = ?5 WHERE id = ?1`
+	qDead   = `INSERT INTO dead_letter (id, ce_id, topic, partition, key, value, headers, ts, deliver_at,
+	priority, processed, attempts, created_at, lane, stage, reason, plugin, failed_at)
+SELECT id, ce_id, topic, partition, key, value, headers, ts, deliver_at,
+	priority, processed, ?2, created_at, lane, ?3, ?4, ?5, ?6
+FROM outbox WHERE id = ?1`
+
+	qStats = `SELECT topic,
+	count(*) FILTER (WHERE deliver_at <= ?1),
+	count(*) FILTER (WHERE deliver_at > ?1),
+	min(created_at) FILTER (WHERE deliver_at <= ?1),
+	count(*) FILTER (WHERE attempts > 0)
+FROM outbox GROUP BY topic ORDER BY topic`
+	qStatsDead = `SELECT count(*), count(*) FILTER (WHERE published = 0) FROM dead_letter`
+
+	qNextDue = `SELECT min(max(deliver_at, next_attempt_at)) FROM outbox`
+
+	qLaneRenew = `UPDATE lane SET expires_at = ?2 WHERE owner = ?1`
+	qLaneCount = `SELECT count(*) FROM lane WHERE owner = ?1`
+	qLaneTake  = `UPDATE lane SET owner = ?1, expires_at = ?2
+WHERE lane IN (
+	SELECT lane FROM lane
+	WHERE owner IS NULL OR (owner <> ?1 AND expires_at <= ?3)
+	ORDER BY lane LIMIT ?4)`
+	qLaneHeld    = `SELECT lane FROM lane WHERE owner = ?1 ORDER BY lane`
+	qLaneRelease = `UPDATE lane SET owner = NULL, expires_at = 0
+WHERE owner = ?1 AND (?2 IS NULL OR lane IN (SELECT value FROM json_each(?2)))`
+	qLaneOwners = `SELECT count(DISTINCT owner) FROM lane WHERE owner IS NOT NULL AND owner <> ?1 AND expires_at > ?2`
+
+	// deadFilter selects dead letters d: ids (?1, a JSON array, NULL for
+	// any), topic (?2, '' for any), failed at or after ?3 and before ?4
+	// (NULL for no bound), unpublished only (?5).
+	deadFilter = `(?1 IS NULL OR d.id IN (SELECT value FROM json_each(?1)))
+	AND (?2 = '' OR d.topic = ?2)
+	AND (?3 IS NULL OR d.failed_at >= ?3)
+	AND (?4 IS NULL OR d.failed_at < ?4)
+	AND (?5 = 0 OR d.published = 0)`
+
+	// qDeadList lists dead letters in id order, at most ?6 (-1: all).
+	qDeadList = `SELECT ` + deadColumns + ` FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
+	// qDeadIDs is qDeadList's ids.
+	qDeadIDs = `SELECT d.id FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
+
+	qDeadMarkPublished = `UPDATE dead_letter SET published = 1 WHERE id IN (SELECT value FROM json_each(?1))`
+
+	// qDeadReplay copies dead letter ?1 back into the outbox as a new row
+	// with no attempts, created at ?2; it inserts nothing if the outbox
+	// already holds the event id.
+	qDeadReplay = `INSERT INTO outbox (ce_id, topic, partition, key, value, headers, ts, deliver_at,
+	priority, processed, created_at, lane)
+SELECT ce_id, topic, partition, key, value, headers, ts, deliver_at,
+	priority, processed, ?2, lane
+FROM dead_letter WHERE id = ?1
+ON CONFLICT (ce_id) DO NOTHING`
+	qDeadDelete       = `DELETE FROM dead_letter WHERE id = ?1`
+	qDeadDeleteBefore = `DELETE FROM dead_letter WHERE failed_at < ?1`
+)
