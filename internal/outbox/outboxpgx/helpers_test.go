@@ -1,0 +1,69 @@
+package outboxpgx
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const defaultTestDatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+// testDatabaseURL is TEST_DATABASE_URL, or the local test database.
+func testDatabaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return defaultTestDatabaseURL
+}
+
+// testSchemaName is a fresh schema name, evproxy_test_<random>.
+func testSchemaName(t testing.TB) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "evproxy_test_" + hex.EncodeToString(b[:])
+}
+
+// newTestStore connects a store to a schema of its own, not migrated;
+// the schema is dropped and the store closed at cleanup. Without a
+// database (TEST_DATABASE_URL unset and the default unreachable) the test
+// is skipped.
+func newTestStore(t testing.TB, schema string) *Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := New(ctx, testDatabaseURL(), WithSchema(schema))
+	if err != nil {
+		if os.Getenv("TEST_DATABASE_URL") == "" {
+			t.Skipf("no test database (set TEST_DATABASE_URL): %v", err)
+		}
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := s.pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop test schema %s: %v", schema, err)
+		}
+		s.Close()
+	})
+	return s
+}
+
+// newMigratedStore is newTestStore on a fresh, migrated schema.
+func newMigratedStore(t testing.TB) *Store {
+	t.Helper()
+	s := newTestStore(t, testSchemaName(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
