@@ -306,6 +306,7 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 			rowErr[recRow[k]] = e
 		}
 	}
+	r.isolate(ctx, outcomes, rowErr)
 
 	now := r.cfg.Now()
 	var done OutboxCompleteParams
@@ -344,6 +345,42 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 		r.deadLetters(ctx)
 	}
 	return full, nil
+}
+
+// isolate re-publishes, one row at a time and in order, the rows that
+// failed with a non-retriable error when several did: a broker refuses a
+// whole batch for one record (MESSAGE_TOO_LARGE, INVALID_RECORD), and only
+// the record that fails alone is dead-lettered.
+func (r *Relay) isolate(ctx context.Context, outcomes []RowOutcome, rowErr []error) {
+	var suspects []int
+	for i, e := range rowErr {
+		if e != nil && !retriable(e) {
+			suspects = append(suspects, i)
+		}
+	}
+	if len(suspects) < 2 {
+		return
+	}
+	for _, i := range suspects {
+		recs := make([]*kgo.Record, len(outcomes[i].Publish))
+		for k := range recs {
+			recs[k] = toKgo(&outcomes[i].Publish[k])
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+		errs, err := r.pub.Publish(pctx, recs)
+		cancel()
+		if err != nil {
+			rowErr[i] = err // retriable: tried again later
+			continue
+		}
+		rowErr[i] = nil
+		for _, e := range errs {
+			if e != nil {
+				rowErr[i] = e
+				break
+			}
+		}
+	}
 }
 
 // retriable reports whether a record's publish error may succeed later.
