@@ -552,6 +552,13 @@ func (s *suite) testClaimBatch(t *testing.T) {
 			want:  []int{3},
 		},
 		{
+			name:  "BlockedRowsTakeNoCandidateSlots",
+			rows:  []claimRow{{key: "k"}, {key: "k"}, {key: "k"}, {key: "l", priority: 1}, {key: "m", priority: 2}},
+			retry: []claimRetry{{i: 0, in: time.Hour, blocks: true}},
+			limit: 3,
+			want:  []int{3, 4},
+		},
+		{
 			name:  "NonBlockingRetryLetsKeyPass",
 			rows:  []claimRow{{key: "k"}, {key: "k"}, {key: "k"}},
 			retry: []claimRetry{{i: 0, in: time.Hour, blocks: false}},
