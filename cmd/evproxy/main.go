@@ -3,7 +3,16 @@
 //	evproxy run [-c config.hcl] [--log-format json|console] [--log-level LEVEL]
 //	evproxy validate [-c config.hcl]
 //	evproxy plugin test --plugin X.wasm [--config JSON] < events.jsonl
+//	evproxy migrate [-c config.hcl]
+//	evproxy outbox status [-c config.hcl] [--json]
+//	evproxy dlq list [-c config.hcl] [--topic T] [--since TIME] [--until TIME] [--id N]... [--unpublished] [--limit N] [--json]
+//	evproxy dlq show ID [-c config.hcl] [--json]
+//	evproxy dlq replay [-c config.hcl] [--id N]... [--topic T] [--since TIME] [--until TIME] [--all] [--dry-run]
 //	evproxy version
+//
+// migrate, outbox and dlq work on the outbox store of the configuration's
+// outbox block (docs/outbox.md); their logic is in internal/app
+// (admincmd.go). Exit codes: 0 success, 1 runtime error, 2 usage error.
 package main
 
 import (
@@ -33,7 +42,21 @@ Usage:
   evproxy run [-c config.hcl] [--log-format json|console] [--log-level debug|info|warn|error]
   evproxy validate [-c config.hcl]
   evproxy plugin test --plugin X.wasm [--config JSON] [--timeout 1s] < events.jsonl
+  evproxy migrate [-c config.hcl]
+  evproxy outbox status [-c config.hcl] [--json]
+  evproxy dlq list [-c config.hcl] [--topic T] [--since TIME] [--until TIME] [--id N]...
+                   [--unpublished] [--limit N] [--json]
+  evproxy dlq show ID [-c config.hcl] [--json]
+  evproxy dlq replay [-c config.hcl] [--id N]... [--topic T] [--since TIME] [--until TIME]
+                     [--all] [--dry-run]
   evproxy version
+
+migrate applies the outbox store's schema migrations; outbox status shows
+pending records per topic; dlq lists, shows and replays dead letters
+(replay needs a selector, or --all). TIME is RFC 3339
+(2026-11-29T10:00:00Z) or a duration ago (2h: two hours ago). With the
+embedded store (sqlite:) stop evproxy first: one process at a time.
+See docs/outbox.md.
 `
 
 func main() {
@@ -56,6 +79,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return cmdPluginTest(args[2:], os.Stdin, stdout, stderr)
+	case "migrate":
+		return cmdMigrate(args[1:], stdout, stderr)
+	case "outbox":
+		if len(args) < 2 || args[1] != "status" {
+			fmt.Fprintln(stderr, "evproxy outbox: use `evproxy outbox status [-c config.hcl] [--json]`")
+			return 2
+		}
+		return cmdOutboxStatus(args[2:], stdout, stderr)
+	case "dlq":
+		return cmdDLQ(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "evproxy", buildVersion())
 		return 0
@@ -200,4 +233,127 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// adminCommand runs an outbox admin command: it parses -c, --json (when
+// withJSON) and the flags flags adds, checks the positional arguments with
+// positional, loads the configuration and calls fn.
+func adminCommand(name string, args []string, stdout, stderr io.Writer, withJSON bool,
+	flags func(fs *flag.FlagSet), positional func(pos []string) error,
+	fn func(ctx context.Context, c *app.AdminCmd) error) int {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", "config.hcl", "configuration file")
+	asJSON := new(bool)
+	if withJSON {
+		fs.BoolVar(asJSON, "json", false, "print JSON instead of text")
+	}
+	if flags != nil {
+		flags(fs)
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if positional == nil {
+		positional = func(pos []string) error {
+			if len(pos) > 0 {
+				return fmt.Errorf("unexpected argument %q", pos[0])
+			}
+			return nil
+		}
+	}
+	if err := positional(pos); err != nil {
+		fmt.Fprintf(stderr, "evproxy %s: %v\n", name, err)
+		return 2
+	}
+	cfg, ok := loadConfig(*path, stderr)
+	if !ok {
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	c := &app.AdminCmd{Config: cfg, Path: *path, Out: stdout, Notes: stderr, JSON: *asJSON}
+	if err := fn(ctx, c); err != nil {
+		fmt.Fprintf(stderr, "evproxy %s: %v\n", name, err)
+		var ue *app.UsageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// parseInterspersed parses flags that may follow positional arguments
+// (`dlq show 7 --json`) and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func cmdMigrate(args []string, stdout, stderr io.Writer) int {
+	return adminCommand("migrate", args, stdout, stderr, false, nil, nil,
+		func(ctx context.Context, c *app.AdminCmd) error { return c.Migrate(ctx) })
+}
+
+func cmdOutboxStatus(args []string, stdout, stderr io.Writer) int {
+	return adminCommand("outbox status", args, stdout, stderr, true, nil, nil,
+		func(ctx context.Context, c *app.AdminCmd) error { return c.OutboxStatus(ctx) })
+}
+
+func cmdDLQ(args []string, stdout, stderr io.Writer) int {
+	const use = "evproxy dlq: use `evproxy dlq list|show|replay` (see `evproxy help`)"
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, use)
+		return 2
+	}
+	var f app.DLQFilter
+	switch sub, args := args[0], args[1:]; sub {
+	case "list":
+		return adminCommand("dlq list", args, stdout, stderr, true,
+			func(fs *flag.FlagSet) {
+				f.AddFlags(fs, time.Now, true)
+				fs.IntVar(&f.Limit, "limit", 100, "show at most `N` dead letters; 0: no limit")
+			}, nil,
+			func(ctx context.Context, c *app.AdminCmd) error { return c.DLQList(ctx, f) })
+	case "show":
+		var id int64
+		return adminCommand("dlq show", args, stdout, stderr, true, nil,
+			func(pos []string) error {
+				if len(pos) != 1 {
+					return errors.New("give one dead letter id: `evproxy dlq show ID` (ids as `evproxy dlq list` prints them)")
+				}
+				var err error
+				id, err = app.ParseID(pos[0])
+				return err
+			},
+			func(ctx context.Context, c *app.AdminCmd) error { return c.DLQShow(ctx, id) })
+	case "replay":
+		var o app.ReplayOptions
+		return adminCommand("dlq replay", args, stdout, stderr, false,
+			func(fs *flag.FlagSet) {
+				f.AddFlags(fs, time.Now, false)
+				fs.IntVar(&f.Limit, "limit", 0, "replay at most `N` dead letters, lowest ids first; 0: no limit")
+				fs.BoolVar(&o.All, "all", false, "replay every dead letter (needed when no selector is given)")
+				fs.BoolVar(&o.DryRun, "dry-run", false, "print what would be replayed; change nothing")
+			}, nil,
+			func(ctx context.Context, c *app.AdminCmd) error { return c.DLQReplay(ctx, f, o) })
+	default:
+		fmt.Fprintf(stderr, "evproxy dlq: unknown command %q\n%s\n", sub, use)
+		return 2
+	}
 }
