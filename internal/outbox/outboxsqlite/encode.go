@@ -1,9 +1,10 @@
 package outboxsqlite
 
 import (
+	"crypto/md5"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
-	"hash/fnv"
 	"math"
 	"strconv"
 	"strings"
@@ -12,15 +13,16 @@ import (
 	"github.com/evproxy/evproxy/internal/outbox"
 )
 
-// laneOf is the lane of a (topic, key): FNV-1a (32 bit) over the topic, a
-// zero byte and the key, modulo outbox.Lanes. A null and an empty key hash
+// laneOf is the lane of a (topic, key): the first four bytes of
+// md5(topic + lowercase hex of key), big endian, modulo outbox.Lanes, as
+// outboxpgx computes it (outboxtest.Lane). A null and an empty key hash
 // alike; that only puts them in the same lane.
 func laneOf(topic string, key []byte) int32 {
-	h := fnv.New32a()
-	h.Write([]byte(topic))
-	h.Write([]byte{0})
-	h.Write(key)
-	return int32(h.Sum32() % outbox.Lanes)
+	buf := make([]byte, len(topic)+hex.EncodedLen(len(key)))
+	n := copy(buf, topic)
+	hex.Encode(buf[n:], key)
+	sum := md5.Sum(buf)
+	return int32(binary.BigEndian.Uint32(sum[:4]) % outbox.Lanes)
 }
 
 // encodeHeaders is the headers column: repeated [int32 BE name length]
@@ -87,21 +89,8 @@ func decodeHeaders(b []byte) ([]outbox.Header, error) {
 	return hs, nil
 }
 
-// millis is a time as stored: Unix milliseconds, the zero time as 0.
-func millis(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// fromMillis reverses millis.
-func fromMillis(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
-}
+// millis is a time as stored: Unix milliseconds, truncated.
+func millis(t time.Time) int64 { return t.UnixMilli() }
 
 // nullMillis is a nullable time column: the zero time is NULL.
 func nullMillis(t time.Time) any {

@@ -3,6 +3,7 @@ package outboxsqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,7 +30,8 @@ type executor struct {
 // OutboxInsertMany inserts the messages in order in one transaction, with
 // one prepared statement, and reports how many were new: a message whose
 // EventID the outbox holds (or an earlier message of the batch had) is
-// skipped. An empty EventID is stored as NULL and never deduplicated.
+// skipped. An empty EventID is stored as NULL and never deduplicated; a
+// zero DeliverAt is stored as the time of the insert.
 func (e executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertManyParams) (int, error) {
 	if len(p.Messages) == 0 {
 		return 0, nil
@@ -43,9 +45,13 @@ func (e executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertMa
 		}
 		defer st.Close()
 		for _, m := range p.Messages {
+			deliverAt := now
+			if !m.DeliverAt.IsZero() {
+				deliverAt = millis(m.DeliverAt)
+			}
 			res, err := st.ExecContext(ctx,
 				nullString(m.EventID), m.Topic, int64(m.Partition), blob(m.Key), blob(m.Value),
-				blob(encodeHeaders(m.Headers)), nullMillis(m.Timestamp), millis(m.DeliverAt),
+				blob(encodeHeaders(m.Headers)), nullMillis(m.Timestamp), deliverAt,
 				int64(m.Priority), boolInt(m.Processed), now, int64(laneOf(m.Topic, m.Key)))
 			if err != nil {
 				return err
@@ -65,11 +71,12 @@ func (e executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertMa
 }
 
 // OutboxClaimBatch returns up to Limit claimable rows of the lanes (all
-// lanes if Lanes is nil), as documented on outbox.Executor: due at Now,
-// lowest priority number first, then id; never a row behind an earlier
-// pending row of its (topic, key) that is due and not returned with it, or
-// that waits for a retry with Blocks. Rows of one key come in id order.
-// A claim changes nothing: the lane lease is what keeps other relays away.
+// lanes if Lanes is nil) in id order, as documented on outbox.Executor and
+// pinned down by outboxtest: due at Now (zero: the current time), chosen
+// by lowest (priority, id); never a row behind an earlier row of its
+// (topic, key) that is due and not returned with it, or that waits for a
+// retry with Blocks. A claim changes nothing: the lane lease is what keeps
+// other relays away.
 func (e executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBatchParams) ([]*outbox.Row, error) {
 	if p.Limit <= 0 || (p.Lanes != nil && len(p.Lanes) == 0) {
 		return nil, nil
@@ -89,8 +96,7 @@ func (e executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBat
 	defer rows.Close()
 	var out []*outbox.Row
 	for rows.Next() {
-		var rank int64
-		r, err := scanRow(rows, &rank)
+		r, err := scanRow(rows)
 		if err != nil {
 			return nil, wrapErr("claim", err)
 		}
@@ -102,8 +108,8 @@ func (e executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBat
 	return out, nil
 }
 
-// scanRow scans rowColumns, then extra.
-func scanRow(rows *sql.Rows, extra ...any) (*outbox.Row, error) {
+// scanRow scans rowColumns.
+func scanRow(rows *sql.Rows) (*outbox.Row, error) {
 	var (
 		r                         outbox.Row
 		ceID                      sql.NullString
@@ -115,9 +121,8 @@ func scanRow(rows *sql.Rows, extra ...any) (*outbox.Row, error) {
 		deliverAt, createdAt      int64
 		processed                 bool
 	)
-	dest := append([]any{&r.ID, &ceID, &r.Topic, &partition, &key, &keyNull, &value, &valueNull,
-		&headers, &ts, &deliverAt, &priority, &processed, &attempts, &r.LastError, &createdAt, &lane}, extra...)
-	if err := rows.Scan(dest...); err != nil {
+	if err := rows.Scan(&r.ID, &ceID, &r.Topic, &partition, &key, &keyNull, &value, &valueNull,
+		&headers, &ts, &deliverAt, &priority, &processed, &attempts, &r.LastError, &createdAt, &lane); err != nil {
 		return nil, err
 	}
 	hs, err := decodeHeaders(headers)
@@ -132,7 +137,7 @@ func scanRow(rows *sql.Rows, extra ...any) (*outbox.Row, error) {
 	if ts.Valid {
 		r.Timestamp = time.UnixMilli(ts.Int64)
 	}
-	r.DeliverAt = fromMillis(deliverAt)
+	r.DeliverAt = time.UnixMilli(deliverAt)
 	r.Priority = int32(priority)
 	r.Processed = processed
 	r.Attempts = int32(attempts)
@@ -215,22 +220,25 @@ func (e executor) OutboxStats(ctx context.Context, now time.Time) (*outbox.Stats
 }
 
 // OutboxNextDue is the earliest time a row of the outbox becomes due (its
-// DeliverAt or its retry time, whichever is later; possibly past), and
-// false if the outbox is empty.
+// DeliverAt or its retry time, whichever is later; possibly past), leaving
+// out rows behind a row of their key retried with Blocks (they become due
+// with it), and false if the outbox is empty.
 func (e executor) OutboxNextDue(ctx context.Context) (time.Time, bool, error) {
-	var due sql.NullInt64
-	if err := e.read.QueryRowContext(ctx, qNextDue).Scan(&due); err != nil {
-		return time.Time{}, false, wrapErr("next due", err)
-	}
-	if !due.Valid {
+	var due int64
+	err := e.read.QueryRowContext(ctx, qNextDue).Scan(&due)
+	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
-	return time.UnixMilli(due.Int64), true, nil
+	if err != nil {
+		return time.Time{}, false, wrapErr("next due", err)
+	}
+	return time.UnixMilli(due), true, nil
 }
 
-// LaneAcquire renews every lease of Owner to now+TTL and takes free or
-// expired lanes, lowest first, until Owner holds Max (0: every lane); it
-// never gives a lane up. It returns the lanes Owner holds, in order.
+// LaneAcquire renews every lease of Owner to now+TTL, frees Owner's lanes
+// beyond Max (highest first) and takes free or expired lanes (lowest
+// first) until Owner holds Max, in one transaction. It returns the lanes
+// Owner holds, in ascending order.
 func (e executor) LaneAcquire(ctx context.Context, p *outbox.LaneAcquireParams) ([]int32, error) {
 	if p.Owner == "" {
 		return nil, fmt.Errorf("outboxsqlite: lane acquire: empty owner")
@@ -238,10 +246,7 @@ func (e executor) LaneAcquire(ctx context.Context, p *outbox.LaneAcquireParams) 
 	if p.TTL <= 0 {
 		return nil, fmt.Errorf("outboxsqlite: lane acquire: TTL %v is not positive", p.TTL)
 	}
-	max := p.Max
-	if max <= 0 || max > outbox.Lanes {
-		max = outbox.Lanes
-	}
+	want := min(max(p.Max, 0), outbox.Lanes)
 	now := time.Now()
 	exp := now.Add(p.TTL).UnixMilli()
 	var held []int32
@@ -254,8 +259,13 @@ func (e executor) LaneAcquire(ctx context.Context, p *outbox.LaneAcquireParams) 
 		if err := q.QueryRowContext(ctx, qLaneCount, p.Owner).Scan(&n); err != nil {
 			return err
 		}
-		if n < max {
-			if _, err := q.ExecContext(ctx, qLaneTake, p.Owner, exp, now.UnixMilli(), max-n); err != nil {
+		switch {
+		case n > want:
+			if _, err := q.ExecContext(ctx, qLaneShed, p.Owner, n-want); err != nil {
+				return err
+			}
+		case n < want:
+			if _, err := q.ExecContext(ctx, qLaneTake, p.Owner, exp, now.UnixMilli(), want-n); err != nil {
 				return err
 			}
 		}
@@ -306,7 +316,7 @@ func (e executor) LaneOwners(ctx context.Context, owner string) (int, error) {
 // deadArgs are the parameters of deadFilter and the limit.
 func deadArgs(p *outbox.DeadLetterListParams) []any {
 	var ids, since, until any
-	if p.IDs != nil {
+	if len(p.IDs) > 0 {
 		ids = jsonInts(p.IDs)
 	}
 	if !p.Since.IsZero() {
@@ -323,7 +333,6 @@ func deadArgs(p *outbox.DeadLetterListParams) []any {
 }
 
 // DeadLetterList returns the dead letters the filter selects, in id order.
-// A non-nil empty IDs selects none.
 func (e executor) DeadLetterList(ctx context.Context, p *outbox.DeadLetterListParams) ([]*outbox.DeadLetter, error) {
 	rows, err := e.read.QueryContext(ctx, qDeadList, deadArgs(p)...)
 	if err != nil {
@@ -354,11 +363,11 @@ func scanDead(rows *sql.Rows) (*outbox.DeadLetter, error) {
 		ts                   sql.NullInt64
 		partition, priority  int64
 		attempts             int64
-		deliverAt, failedAt  int64
+		failedAt             int64
 		processed, published bool
 	)
 	if err := rows.Scan(&d.ID, &ceID, &d.Topic, &partition, &key, &keyNull, &value, &valueNull,
-		&headers, &ts, &deliverAt, &priority, &processed, &attempts, &d.Stage, &d.Reason, &d.Plugin,
+		&headers, &ts, &priority, &processed, &attempts, &d.Stage, &d.Reason, &d.Plugin,
 		&failedAt, &published); err != nil {
 		return nil, err
 	}
@@ -374,7 +383,6 @@ func scanDead(rows *sql.Rows) (*outbox.DeadLetter, error) {
 	if ts.Valid {
 		d.Timestamp = time.UnixMilli(ts.Int64)
 	}
-	d.DeliverAt = fromMillis(deliverAt)
 	d.Priority = int32(priority)
 	d.Processed = processed
 	d.Attempts = int32(attempts)
@@ -396,43 +404,43 @@ func (e executor) DeadLetterMarkPublished(ctx context.Context, ids []int64) erro
 	return wrapErr("dead letter mark published", err)
 }
 
-// DeadLetterReplay moves the selected dead letters back into the outbox,
-// in id order, as new rows (new ids, after every row already there) with
-// no attempts, in one transaction, and reports how many moved. A dead
-// letter whose event id the outbox holds again stays where it is.
+// DeadLetterReplay removes the selected dead letters and puts them back
+// into the outbox, in id order, as new rows (new ids, after every row
+// there) due now with no attempts, in one transaction, and reports how
+// many it removed. A dead letter whose event id the outbox holds again is
+// removed and counted, and the outbox row stays as it is.
 func (e executor) DeadLetterReplay(ctx context.Context, p *outbox.DeadLetterListParams) (int, error) {
+	type sel struct {
+		id    int64
+		topic string
+		key   []byte
+	}
 	n := 0
 	err := e.write(ctx, func(q querier) error {
 		n = 0
-		rows, err := q.QueryContext(ctx, qDeadIDs, deadArgs(p)...)
+		rows, err := q.QueryContext(ctx, qDeadReplaySelect, deadArgs(p)...)
 		if err != nil {
 			return err
 		}
-		var ids []int64
+		var dls []sel
 		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
+			var d sel
+			if err := rows.Scan(&d.id, &d.topic, &d.key); err != nil {
 				rows.Close()
 				return err
 			}
-			ids = append(ids, id)
+			dls = append(dls, d)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		now := time.Now().UnixMilli()
-		for _, id := range ids {
-			res, err := q.ExecContext(ctx, qDeadReplay, id, now)
-			if err != nil {
+		for _, d := range dls {
+			if _, err := q.ExecContext(ctx, qDeadReplay, d.id, now, int64(laneOf(d.topic, d.key))); err != nil {
 				return err
 			}
-			if k, err := res.RowsAffected(); err != nil {
-				return err
-			} else if k == 0 {
-				continue
-			}
-			if _, err := q.ExecContext(ctx, qDeadDelete, id); err != nil {
+			if _, err := q.ExecContext(ctx, qDeadDelete, d.id); err != nil {
 				return err
 			}
 			n++

@@ -12,7 +12,7 @@ const (
 
 	// deadColumns are the dead_letter columns scanned by scanDead.
 	deadColumns = `d.id, d.ce_id, d.topic, d.partition, d.key, d.key IS NULL, d.value, d.value IS NULL,
-	d.headers, d.ts, d.deliver_at, d.priority, d.processed, d.attempts, d.stage, d.reason, d.plugin,
+	d.headers, d.ts, d.priority, d.processed, d.attempts, d.stage, d.reason, d.plugin,
 	d.failed_at, d.published`
 
 	qMigrationTable = `CREATE TABLE IF NOT EXISTS migration (
@@ -41,13 +41,12 @@ ON CONFLICT (ce_id) DO NOTHING`
 		WHERE b.blocks = 1 AND b.topic = o.topic AND b.key = o.key AND b.id < o.id
 			AND b.next_attempt_at > ?2))`
 
-	// qClaim picks the ?3 claimable rows with the lowest (priority, id),
-	// then drops every row with an earlier due row of its (topic, key)
-	// that was not picked (a lower-priority row ahead of it in its key,
-	// cut by the limit). If that drops every row, it takes the claimable
-	// rows in id order instead, which never drops any. The result keeps
-	// each key's rows in id order: it is sorted by the lowest priority
-	// number of the row and the rows after it in its key, then id.
+	// qClaim takes the ?3 claimable rows with the lowest (priority, id)
+	// (cand), then drops every row with an earlier due row of its (topic,
+	// key) outside cand (a lower-priority row ahead of it in its key, cut
+	// by the limit): keys finds, per key, the first such row. If that
+	// drops every row, it takes the first ?3 claimable rows by id instead,
+	// which drops none. The result is in id order.
 	qClaim = `WITH cand AS MATERIALIZED (
 	SELECT o.id, o.topic, o.key FROM outbox o INDEXED BY outbox_claim
 	WHERE ` + claimDue + `
@@ -76,20 +75,17 @@ ON CONFLICT (ce_id) DO NOTHING`
 		LIMIT ?3)
 	WHERE NOT EXISTS (SELECT 1 FROM picked)
 )
-SELECT ` + rowColumns + `,
-	min(o.priority) OVER (
-		PARTITION BY o.topic, CASE WHEN o.key IS NULL THEN o.id END, o.key
-		ORDER BY o.id ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING) AS claim_rank
+SELECT ` + rowColumns + `
 FROM outbox o
 WHERE o.id IN (SELECT id FROM chosen)
-ORDER BY claim_rank, o.id`
+ORDER BY o.id`
 
 	qDelete = `DELETE FROM outbox WHERE id = ?1`
 	qRetry  = `UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4, blocks = ?5 WHERE id = ?1`
-	qDead   = `INSERT INTO dead_letter (id, ce_id, topic, partition, key, value, headers, ts, deliver_at,
-	priority, processed, attempts, created_at, lane, stage, reason, plugin, failed_at)
-SELECT id, ce_id, topic, partition, key, value, headers, ts, deliver_at,
-	priority, processed, ?2, created_at, lane, ?3, ?4, ?5, ?6
+	qDead   = `INSERT INTO dead_letter (ce_id, topic, partition, key, value, headers, ts,
+	priority, processed, attempts, created_at, stage, reason, plugin, failed_at)
+SELECT ce_id, topic, partition, key, value, headers, ts,
+	priority, processed, ?2, created_at, ?3, ?4, ?5, ?6
 FROM outbox WHERE id = ?1`
 
 	qStats = `SELECT topic,
@@ -100,11 +96,23 @@ FROM outbox WHERE id = ?1`
 FROM outbox GROUP BY topic ORDER BY topic`
 	qStatsDead = `SELECT count(*), count(*) FILTER (WHERE published = 0) FROM dead_letter`
 
-	qNextDue = `SELECT min(max(deliver_at, next_attempt_at)) FROM outbox`
+	// qNextDue is the earliest due time of a row not behind a row of its
+	// key retried with blocks set (that one counts instead).
+	qNextDue = `SELECT max(o.deliver_at, o.next_attempt_at) FROM outbox o INDEXED BY outbox_due
+WHERE o.key IS NULL OR NOT EXISTS (
+	SELECT 1 FROM outbox b INDEXED BY outbox_blocking
+	WHERE b.blocks = 1 AND b.topic = o.topic AND b.key = o.key AND b.id < o.id)
+ORDER BY max(o.deliver_at, o.next_attempt_at)
+LIMIT 1`
 
 	qLaneRenew = `UPDATE lane SET expires_at = ?2 WHERE owner = ?1`
 	qLaneCount = `SELECT count(*) FROM lane WHERE owner = ?1`
-	qLaneTake  = `UPDATE lane SET owner = ?1, expires_at = ?2
+	// qLaneShed frees the owner's ?2 highest lanes.
+	qLaneShed = `UPDATE lane SET owner = NULL, expires_at = 0
+WHERE lane IN (SELECT lane FROM lane WHERE owner = ?1 ORDER BY lane DESC LIMIT ?2)`
+	// qLaneTake gives the owner the ?4 lowest lanes free or expired at ?3,
+	// leased until ?2.
+	qLaneTake = `UPDATE lane SET owner = ?1, expires_at = ?2
 WHERE lane IN (
 	SELECT lane FROM lane
 	WHERE owner IS NULL OR (owner <> ?1 AND expires_at <= ?3)
@@ -125,18 +133,18 @@ WHERE owner = ?1 AND (?2 IS NULL OR lane IN (SELECT value FROM json_each(?2)))`
 
 	// qDeadList lists dead letters in id order, at most ?6 (-1: all).
 	qDeadList = `SELECT ` + deadColumns + ` FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
-	// qDeadIDs is qDeadList's ids.
-	qDeadIDs = `SELECT d.id FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
+	// qDeadReplaySelect is what qDeadList selects: id, topic and key.
+	qDeadReplaySelect = `SELECT d.id, d.topic, d.key FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
 
 	qDeadMarkPublished = `UPDATE dead_letter SET published = 1 WHERE id IN (SELECT value FROM json_each(?1))`
 
 	// qDeadReplay copies dead letter ?1 back into the outbox as a new row
-	// with no attempts, created at ?2; it inserts nothing if the outbox
-	// already holds the event id.
+	// of lane ?3 with no attempts, due and created at ?2; it inserts
+	// nothing if the outbox holds the event id again.
 	qDeadReplay = `INSERT INTO outbox (ce_id, topic, partition, key, value, headers, ts, deliver_at,
 	priority, processed, created_at, lane)
-SELECT ce_id, topic, partition, key, value, headers, ts, deliver_at,
-	priority, processed, ?2, lane
+SELECT ce_id, topic, partition, key, value, headers, ts, ?2,
+	priority, processed, ?2, ?3
 FROM dead_letter WHERE id = ?1
 ON CONFLICT (ce_id) DO NOTHING`
 	qDeadDelete       = `DELETE FROM dead_letter WHERE id = ?1`

@@ -10,13 +10,13 @@ CREATE TABLE outbox (
     value           BLOB,
     headers         BLOB,                              -- NULL: no headers
     ts              INTEGER,                           -- NULL: time of publishing
-    deliver_at      INTEGER NOT NULL DEFAULT 0,        -- 0: at once
+    deliver_at      INTEGER NOT NULL,
     priority        INTEGER NOT NULL DEFAULT 0,
     processed       INTEGER NOT NULL DEFAULT 0 CHECK (processed IN (0, 1)),
     attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,        -- 0: never retried
     last_error      TEXT    NOT NULL DEFAULT '',
-    blocks          INTEGER NOT NULL DEFAULT 0 CHECK (blocks IN (0, 1)),
+    blocks          INTEGER NOT NULL DEFAULT 0 CHECK (blocks IN (0, 1)), -- set by a retry
     created_at      INTEGER NOT NULL,
     lane            INTEGER NOT NULL CHECK (lane >= 0 AND lane < 64)
 ) STRICT;
@@ -25,7 +25,7 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_claim ON outbox (priority);
 -- The earlier rows of one (topic, key), in id order.
 CREATE INDEX outbox_topic_key ON outbox (topic, key);
--- Rows that hold their key back while they wait for a retry: few.
+-- Rows retried with blocks set, which hold their key back: few.
 CREATE INDEX outbox_blocking ON outbox (topic, key) WHERE blocks = 1;
 -- When each row becomes due (OutboxNextDue).
 CREATE INDEX outbox_due ON outbox (max(deliver_at, next_attempt_at));
@@ -41,9 +41,10 @@ INSERT INTO lane (lane)
 WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 63)
 SELECT i FROM n;
 
--- Records that could not be published. id is the id the row had in outbox.
+-- Records that could not be published, with the message fields of their
+-- outbox row except deliver_at.
 CREATE TABLE dead_letter (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     ce_id      TEXT,
     topic      TEXT    NOT NULL,
     partition  INTEGER NOT NULL DEFAULT -1,
@@ -51,12 +52,10 @@ CREATE TABLE dead_letter (
     value      BLOB,
     headers    BLOB,
     ts         INTEGER,
-    deliver_at INTEGER NOT NULL DEFAULT 0,
     priority   INTEGER NOT NULL DEFAULT 0,
     processed  INTEGER NOT NULL DEFAULT 0 CHECK (processed IN (0, 1)),
     attempts   INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    lane       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,                        -- of the outbox row
     stage      TEXT    NOT NULL,
     reason     TEXT    NOT NULL DEFAULT '',
     plugin     TEXT    NOT NULL DEFAULT '',
