@@ -40,10 +40,14 @@ func newTestStore(t testing.TB, schema string) *Store {
 	defer cancel()
 	s, err := New(ctx, testDatabaseURL(), WithSchema(schema))
 	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
 		if os.Getenv("TEST_DATABASE_URL") == "" {
 			t.Skipf("no test database (set TEST_DATABASE_URL): %v", err)
 		}
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Ping: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -50,8 +50,9 @@ type Store struct {
 var _ outbox.Store = (*Store)(nil)
 
 // New connects a pool to the database at url (a PostgreSQL URL or
-// key=value string, including pool_* settings) and checks it is reachable.
-// It does not migrate: call Migrate.
+// key=value string, including pool_* settings). It does not connect yet,
+// so it succeeds while the database is down; Ping checks reachability. It
+// does not migrate: call Migrate.
 func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	o := options{schema: DefaultSchema}
 	for _, opt := range opts {
@@ -68,10 +69,9 @@ func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, wrapErr("connect", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, wrapErr("connect", err)
-	}
+	// No ping: New succeeds while the database is down, so evproxy can
+	// start, serve direct routes and answer retriable errors on outbox
+	// routes until it is back. Ping and Migrate report reachability.
 	return &Store{
 		executor: executor{db: pool, q: newQueries(o.schema)},
 		pool:     pool,

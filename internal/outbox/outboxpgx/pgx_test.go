@@ -1,0 +1,566 @@
+package outboxpgx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/evproxy/evproxy/internal/outbox"
+	"github.com/evproxy/evproxy/internal/outbox/outboxtest"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func claimAll(t *testing.T, e outbox.Executor, now time.Time) []*outbox.Row {
+	t.Helper()
+	rows, err := e.OutboxClaimBatch(testCtx(t), &outbox.OutboxClaimBatchParams{Now: now, Limit: 1000})
+	if err != nil {
+		t.Fatalf("OutboxClaimBatch: %v", err)
+	}
+	return rows
+}
+
+var uuidPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+
+	t.Run("TextLiterals", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		var id1, id2 int64
+		// Untyped literals resolve to the text overload.
+		if err := s.pool.QueryRow(ctx, `SELECT `+s.schema+`.publish('orders', 'k1', '{"a":1}')`).Scan(&id1); err != nil {
+			t.Fatalf("publish with literals: %v", err)
+		}
+		if err := s.pool.QueryRow(ctx, `SELECT `+s.schema+`.publish('orders', 'k1', '{"a":2}')`).Scan(&id2); err != nil {
+			t.Fatal(err)
+		}
+		rows := claimAll(t, s, time.Now().Add(time.Minute))
+		if len(rows) != 2 || rows[0].ID != id1 || rows[1].ID != id2 {
+			t.Fatalf("rows %+v, want ids %d, %d", rows, id1, id2)
+		}
+		for i, r := range rows {
+			if string(r.Key) != "k1" || string(r.Value) != fmt.Sprintf(`{"a":%d}`, i+1) || r.Topic != "orders" ||
+				r.Partition != -1 || r.Priority != 0 || r.Processed || !r.Timestamp.IsZero() {
+				t.Errorf("row %d = %+v", i, r)
+			}
+			if !uuidPattern.MatchString(r.EventID) {
+				t.Errorf("generated ce_id %q is not a UUID v4", r.EventID)
+			}
+			want := []outbox.Header{{Key: "ce_id", Value: []byte(r.EventID)}}
+			if !slices.EqualFunc(r.Headers, want, headerEqual) {
+				t.Errorf("headers %v, want %v", r.Headers, want)
+			}
+			if r.Lane != outboxtest.Lane("orders", []byte("k1")) {
+				t.Errorf("lane %d", r.Lane)
+			}
+		}
+		if rows[0].EventID == rows[1].EventID {
+			t.Errorf("two publishes got the same ce_id %s", rows[0].EventID)
+		}
+	})
+
+	t.Run("BinaryParamsAndHeaders", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		deliverAt := time.Now().Add(time.Hour).Truncate(time.Millisecond)
+		var id int64
+		err := s.pool.QueryRow(ctx, `SELECT `+s.schema+`.publish($1, $2::bytea, $3::bytea, $4, $5, $6)`,
+			"t", []byte{0xff, 0, 1}, []byte{}, `{"b": "x", "a": null, "ce_id": "my-id", "n": 5, "ü": "é"}`, deliverAt, 7).Scan(&id)
+		if err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		if rows := claimAll(t, s, time.Now()); len(rows) != 0 {
+			t.Fatalf("a row for later was claimed now: %+v", rows[0])
+		}
+		rows := claimAll(t, s, deliverAt)
+		if len(rows) != 1 {
+			t.Fatalf("claimed %d rows at deliver_at", len(rows))
+		}
+		r := rows[0]
+		if r.ID != id || r.EventID != "my-id" || string(r.Key) != "\xff\x00\x01" || r.Value == nil || len(r.Value) != 0 ||
+			!r.DeliverAt.Equal(deliverAt) || r.Priority != 7 || r.Processed {
+			t.Errorf("row = %+v", r)
+		}
+		// jsonb key order: shorter keys first, then bytewise.
+		want := []outbox.Header{
+			{Key: "a", Value: nil},
+			{Key: "b", Value: []byte("x")},
+			{Key: "n", Value: []byte("5")},
+			{Key: "ü", Value: []byte("é")},
+			{Key: "ce_id", Value: []byte("my-id")},
+		}
+		if !slices.EqualFunc(r.Headers, want, headerEqual) {
+			t.Errorf("headers %v, want %v", r.Headers, want)
+		}
+	})
+
+	t.Run("NullCeIDIsGenerated", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		if _, err := s.pool.Exec(ctx, `SELECT `+s.schema+`.publish('t', NULL::bytea, NULL::bytea, '{"ce_id": null, "x": "y"}')`); err != nil {
+			t.Fatal(err)
+		}
+		rows := claimAll(t, s, time.Now().Add(time.Minute))
+		if len(rows) != 1 {
+			t.Fatalf("%d rows", len(rows))
+		}
+		r := rows[0]
+		want := []outbox.Header{{Key: "x", Value: []byte("y")}, {Key: "ce_id", Value: []byte(r.EventID)}}
+		if !uuidPattern.MatchString(r.EventID) || !slices.EqualFunc(r.Headers, want, headerEqual) || r.Key != nil || r.Value != nil {
+			t.Errorf("row %+v", r)
+		}
+	})
+
+	t.Run("BadHeaders", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		_, err := s.pool.Exec(testCtx(t), `SELECT `+s.schema+`.publish('t', 'k', 'v', '["not", "an object"]')`)
+		if err == nil {
+			t.Fatal("publish with an array of headers succeeded")
+		}
+	})
+
+	t.Run("RollbackLeavesNothing", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT `+s.schema+`.publish('t', 'k', 'v')`); err != nil {
+			t.Fatal(err)
+		}
+		if rows := claimAll(t, s.Tx(tx), time.Now().Add(time.Minute)); len(rows) != 1 {
+			t.Fatalf("inside the transaction: %d rows", len(rows))
+		}
+		if rows := claimAll(t, s, time.Now().Add(time.Minute)); len(rows) != 0 {
+			t.Fatalf("outside the uncommitted transaction: %d rows", len(rows))
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if rows := claimAll(t, s, time.Now().Add(time.Minute)); len(rows) != 0 {
+			t.Fatalf("after rollback: %d rows", len(rows))
+		}
+	})
+}
+
+func headerEqual(a, b outbox.Header) bool {
+	return a.Key == b.Key && (a.Value == nil) == (b.Value == nil) && string(a.Value) == string(b.Value)
+}
+
+// listener runs Listen and reports its wake calls on a channel.
+func listener(t *testing.T, s *Store) (wakes <-chan struct{}, stop func() error) {
+	ch := make(chan struct{}, 100)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Listen(ctx, func() {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return ch, stop
+}
+
+func waitWake(t *testing.T, wakes <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-wakes:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no wake within 10s: %s", what)
+	}
+}
+
+func TestListen(t *testing.T) {
+	t.Parallel()
+	s := newMigratedStore(t)
+	ctx := testCtx(t)
+	if !s.SupportsListenNotify() {
+		t.Fatal("SupportsListenNotify is false")
+	}
+	wakes, stop := listener(t, s)
+	waitWake(t, wakes, "listening")
+
+	publishTx := func(commit bool, n int) {
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if _, err := tx.Exec(ctx, `SELECT `+s.schema+`.publish('t', 'k', 'v')`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if commit {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A rolled-back publish notifies nobody; a committed one wakes the
+	// listener once however many rows it published (NOTIFY folds them).
+	// Notifications arrive in commit order, so the rolled-back one would
+	// have come first.
+	publishTx(false, 1)
+	publishTx(true, 3)
+	waitWake(t, wakes, "publish committed")
+	// The outbox's own inserts do not notify: publish again and expect
+	// exactly the one wake of it.
+	if _, err := s.OutboxInsertMany(ctx, &outbox.OutboxInsertManyParams{Messages: []*outbox.Message{{EventID: "x", Topic: "t", Partition: -1}}}); err != nil {
+		t.Fatal(err)
+	}
+	publishTx(true, 1)
+	waitWake(t, wakes, "second publish")
+	select {
+	case <-wakes:
+		t.Fatal("extra wake: a rolled-back publish or OutboxInsertMany notified")
+	default:
+	}
+
+	// Kill the listening connection: Listen reconnects and wakes.
+	var killed bool
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(bool_or(pg_terminate_backend(pid)), false) FROM pg_stat_activity
+		WHERE query = $1 AND pid <> pg_backend_pid()`, s.q.listen).Scan(&killed)
+	if err != nil || !killed {
+		t.Fatalf("terminate the listening backend: %v, %v", killed, err)
+	}
+	waitWake(t, wakes, "listening again after the connection was killed")
+	publishTx(true, 1)
+	waitWake(t, wakes, "publish after reconnecting")
+
+	if err := stop(); err != nil {
+		t.Errorf("Listen returned %v after ctx ended, want nil", err)
+	}
+}
+
+func TestTxExecutor(t *testing.T) {
+	t.Parallel()
+	s := newMigratedStore(t)
+	ctx := testCtx(t)
+	now := time.Now()
+	msgs := func(ids ...string) *outbox.OutboxInsertManyParams {
+		p := &outbox.OutboxInsertManyParams{}
+		for _, id := range ids {
+			p.Messages = append(p.Messages, &outbox.Message{EventID: id, Topic: "t", Partition: -1, Key: []byte(id)})
+		}
+		return p
+	}
+	for _, commit := range []bool{false, true} {
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := s.Tx(tx)
+		n, err := e.OutboxInsertMany(ctx, msgs("a", "b"))
+		if err != nil || n != 2 {
+			t.Fatalf("OutboxInsertMany in tx = %d, %v", n, err)
+		}
+		if rows := claimAll(t, e, now.Add(time.Minute)); len(rows) != 2 {
+			t.Fatalf("claim in tx: %d rows", len(rows))
+		}
+		if rows := claimAll(t, s, now.Add(time.Minute)); len(rows) != 0 {
+			t.Fatalf("claim outside the tx: %d rows", len(rows))
+		}
+		if commit {
+			err = tx.Commit(ctx)
+		} else {
+			err = tx.Rollback(ctx)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if commit {
+			want = 2
+		}
+		if rows := claimAll(t, s, now.Add(time.Minute)); len(rows) != want {
+			t.Fatalf("commit %v: %d rows after, want %d", commit, len(rows), want)
+		}
+	}
+
+	// Complete and the dead letters inside a caller's transaction.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	e := s.Tx(tx)
+	rows := claimAll(t, e, now.Add(time.Minute))
+	if err := e.OutboxComplete(ctx, &outbox.OutboxCompleteParams{
+		Sent: []int64{rows[0].ID},
+		Dead: []outbox.OutboxDead{{ID: rows[1].ID, Attempts: 1, Stage: "delivery", Reason: "r", FailedAt: now}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rows := claimAll(t, e, now.Add(time.Minute)); len(rows) != 0 {
+		t.Fatalf("after complete in tx: %d rows", len(rows))
+	}
+	n, err := e.DeadLetterReplay(ctx, &outbox.DeadLetterListParams{})
+	if err != nil || n != 1 {
+		t.Fatalf("DeadLetterReplay in tx = %d, %v", n, err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows := claimAll(t, s, now.Add(time.Minute)); len(rows) != 2 {
+		t.Fatalf("after rollback: %d rows, want both back", len(rows))
+	}
+}
+
+// TestCompleteAtomic makes the dead-letter insert fail and checks that the
+// sent and retried rows of the same call are untouched.
+func TestCompleteAtomic(t *testing.T) {
+	t.Parallel()
+	s := newMigratedStore(t)
+	ctx := testCtx(t)
+	now := time.Now()
+	if _, err := s.OutboxInsertMany(ctx, &outbox.OutboxInsertManyParams{Messages: []*outbox.Message{
+		{EventID: "sent", Topic: "t", Partition: -1, Key: []byte("a")},
+		{EventID: "retry", Topic: "t", Partition: -1, Key: []byte("b")},
+		{EventID: "dead", Topic: "t", Partition: -1, Key: []byte("c")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.pool.Exec(ctx, `
+CREATE FUNCTION `+s.schema+`.fail() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'dead letters are broken'; END $$;
+CREATE TRIGGER fail BEFORE INSERT ON `+s.schema+`.dead_letter FOR EACH ROW EXECUTE FUNCTION `+s.schema+`.fail();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := claimAll(t, s, now.Add(time.Minute))
+	err = s.OutboxComplete(ctx, &outbox.OutboxCompleteParams{
+		Sent:  []int64{rows[0].ID},
+		Retry: []outbox.OutboxRetry{{ID: rows[1].ID, Attempts: 1, NextAttemptAt: now.Add(time.Hour), Error: "e", Blocks: true}},
+		Dead:  []outbox.OutboxDead{{ID: rows[2].ID, Attempts: 1, Stage: "delivery", Reason: "r", FailedAt: now}},
+	})
+	if err == nil {
+		t.Fatal("OutboxComplete succeeded though the dead-letter insert fails")
+	}
+	if errors.Is(err, outbox.ErrUnavailable) {
+		t.Errorf("a statement error is ErrUnavailable: %v", err)
+	}
+	after := claimAll(t, s, now.Add(time.Minute))
+	if len(after) != 3 || after[1].Attempts != 0 {
+		t.Fatalf("after a failed complete: %d rows (%+v)", len(after), after)
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	t.Parallel()
+
+	t.Run("ConcurrentStores", func(t *testing.T) {
+		t.Parallel()
+		schema := testSchemaName(t)
+		stores := []*Store{newTestStore(t, schema), newTestStore(t, schema), newTestStore(t, schema)}
+		ctx := testCtx(t)
+		errs := make([]error, len(stores))
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.Migrate(ctx)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("store %d: Migrate: %v", i, err)
+			}
+		}
+		rows, err := stores[0].pool.Query(ctx, `SELECT version, name FROM `+schema+`.migration ORDER BY version`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type rec struct {
+			Version int64
+			Name    string
+		}
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[rec])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []rec{{1, "outbox"}}; !slices.Equal(got, want) {
+			t.Errorf("migrations recorded %v, want %v", got, want)
+		}
+	})
+
+	t.Run("DownUp", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		migs, err := migrations("main", s.schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(migs) == 0 || migs[0].Version != 1 || migs[0].Name != "outbox" {
+			t.Fatalf("migrations %+v", migs)
+		}
+		for i := len(migs) - 1; i >= 0; i-- {
+			if _, err := s.pool.Exec(ctx, migs[i].Down); err != nil {
+				t.Fatalf("down %d: %v", migs[i].Version, err)
+			}
+		}
+		if _, err := s.pool.Exec(ctx, `DELETE FROM `+s.schema+`.migration`); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate after down: %v", err)
+		}
+		if _, err := s.pool.Exec(ctx, `SELECT `+s.schema+`.publish('t', 'k', 'v')`); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("BadSchemaName", func(t *testing.T) {
+		t.Parallel()
+		for _, name := range []string{"", "Evproxy", "a-b", "1abc", `x"; DROP TABLE y; --`, "a234567890123456789012345678901234567890123456789012345678"} {
+			if _, err := New(testCtx(t), testDatabaseURL(), WithSchema(name)); err == nil {
+				t.Errorf("New accepted schema %q", name)
+			}
+		}
+	})
+}
+
+func TestErrUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+
+	// Nothing listens on port 1: New succeeds (it does not connect), the
+	// queries fail with ErrUnavailable.
+	down, err := New(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=5")
+	if err != nil {
+		t.Fatalf("New against a closed port: %v", err)
+	}
+	defer down.Close()
+	if err := down.Ping(ctx); !errors.Is(err, outbox.ErrUnavailable) {
+		t.Errorf("Ping against a closed port: %v, want ErrUnavailable", err)
+	}
+	if _, err := down.OutboxInsertMany(ctx, &outbox.OutboxInsertManyParams{Messages: []*outbox.Message{{EventID: "e", Topic: "t"}}}); !errors.Is(err, outbox.ErrUnavailable) {
+		t.Errorf("OutboxInsertMany against a closed port: %v, want ErrUnavailable", err)
+	}
+	if err := down.Migrate(ctx); !errors.Is(err, outbox.ErrUnavailable) {
+		t.Errorf("Migrate against a closed port: %v, want ErrUnavailable", err)
+	}
+
+	s := newMigratedStore(t)
+	// A connection whose backend is terminated.
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var pid uint32
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `SELECT 1`)
+	if err == nil {
+		t.Fatal("query on a terminated backend succeeded")
+	}
+	if werr := wrapErr("test", err); !errors.Is(werr, outbox.ErrUnavailable) {
+		t.Errorf("terminated backend: %v, want ErrUnavailable", werr)
+	}
+
+	// Statement errors and the caller's cancellation are not.
+	_, err = s.pool.Exec(ctx, `SELECT * FROM no_such_table`)
+	if werr := wrapErr("test", err); errors.Is(werr, outbox.ErrUnavailable) || werr.Error()[:16] != "outboxpgx: test:" {
+		t.Errorf("statement error: %v", werr)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := s.OutboxClaimBatch(cctx, &outbox.OutboxClaimBatchParams{Limit: 1, Now: time.Now()}); err == nil || errors.Is(err, outbox.ErrUnavailable) {
+		t.Errorf("cancelled claim: %v", err)
+	}
+}
+
+func TestHeadersCodec(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		hs   []outbox.Header
+		enc  string
+	}{
+		{"None", nil, ""},
+		{"Empty", []outbox.Header{}, ""},
+		{"NullAndEmpty", []outbox.Header{{Key: "a", Value: nil}, {Key: "", Value: []byte{}}},
+			"\x00\x00\x00\x01a\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00"},
+		{"Dup", []outbox.Header{{Key: "k", Value: []byte("1")}, {Key: "k", Value: []byte("2")}},
+			"\x00\x00\x00\x01k\x00\x00\x00\x011\x00\x00\x00\x01k\x00\x00\x00\x012"},
+	}
+	for _, tc := range cases {
+		enc := encodeHeaders(tc.hs)
+		if string(enc) != tc.enc {
+			t.Errorf("%s: encoded %q, want %q", tc.name, enc, tc.enc)
+		}
+		dec, err := decodeHeaders(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		want := tc.hs
+		if len(want) == 0 {
+			want = nil
+		}
+		if (dec == nil) != (want == nil) || !slices.EqualFunc(dec, want, headerEqual) {
+			t.Errorf("%s: decoded %v, want %v", tc.name, dec, want)
+		}
+	}
+	for _, bad := range []string{"\x00", "\x00\x00\x00\x05ab", "\x00\x00\x00\x01a", "\x00\x00\x00\x01a\xff\xff\xff\xfe", "\xff\xff\xff\xff", "\x00\x00\x00\x00\x00\x00\x00\x09x"} {
+		if _, err := decodeHeaders([]byte(bad)); !errors.Is(err, errHeaders) {
+			t.Errorf("decode %q: %v, want errHeaders", bad, err)
+		}
+	}
+}
+
+func FuzzDecodeHeaders(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(encodeHeaders([]outbox.Header{{Key: "a", Value: nil}, {Key: "b", Value: []byte("x")}}))
+	f.Add([]byte("\x00\x00\x00\x01a\xff\xff\xff\xfe"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hs, err := decodeHeaders(b)
+		if err != nil {
+			return
+		}
+		// A valid column is canonical: it encodes back to itself.
+		if enc := encodeHeaders(hs); string(enc) != string(b) {
+			t.Fatalf("decode(%q) = %v encodes to %q", b, hs, enc)
+		}
+	})
+}
