@@ -29,6 +29,14 @@ dead_letter {
   topic_suffix = ".failed"                # rejected records of topic T go to T.failed
 }
 
+# The transactional outbox (docs/outbox.md): records of outbox routes are
+# committed here before the producer is acknowledged, then relayed to Kafka.
+# The embedded store is a local file, for one process; production uses
+# database_url = "postgres://user@host:5432/db" (password via env("...")).
+outbox {
+  database_url = "sqlite:.evproxy/outbox.db"
+}
+
 # WASM plugins (docs/plugins.md). Build the examples with `make plugins`, then
 # uncomment these blocks and the route below.
 #
@@ -48,6 +56,12 @@ dead_letter {
 #   plugins   = ["validate", "enrich"]   # applied in order
 #   on_reject = "dead_letter"            # or "error" / "drop"
 # }
+
+# Records of these topics go through the outbox: durable before the ack.
+route "payments" {
+  topics   = ["payments", "payments.*"]
+  delivery = "outbox"
+}
 
 # First matching route wins, in file order. A topic no route matches is
 # refused with TOPIC_AUTHORIZATION_FAILED.

@@ -52,6 +52,8 @@ type App struct {
 	processor *pipeline.Processor
 	watchStop context.CancelFunc
 	watchDone chan struct{}
+
+	outbox *outboxParts
 }
 
 // New checks what can be checked without side effects and returns an App
@@ -62,7 +64,7 @@ func New(cfg *config.Config, log zerolog.Logger) (*App, error) {
 		routes = append(routes, pipeline.Route{
 			Name: r.Name, Topics: r.Topics, Delivery: pipeline.Delivery(r.Delivery),
 			EventTypes: r.EventTypes, EventTypeFrom: r.EventTypeFrom, Plugins: r.Plugins,
-			OnReject: pipeline.OnReject(r.OnReject),
+			OnReject: pipeline.OnReject(r.OnReject), Priority: r.Priority,
 		})
 	}
 	router, err := pipeline.NewRouter(routes)
@@ -180,11 +182,20 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.startPlugins(ctx); err != nil {
 		return err
 	}
+	if err := a.startOutbox(ctx, brokers); err != nil {
+		return err
+	}
+	ready := map[string]admin.Check{"kafka": a.up.Ping}
+	var writer proxy.OutboxWriter
+	if a.outbox != nil {
+		ready["outbox"] = a.outbox.ping
+		writer = a.outbox.writer
+	}
 	if a.cfg.Admin.Listen != "" {
 		a.admin = admin.New(admin.Config{
 			Listen:   a.cfg.Admin.Listen,
 			Gatherer: a.registry,
-			Ready:    map[string]admin.Check{"kafka": a.up.Ping},
+			Ready:    ready,
 			Logger:   a.log.With().Str("component", "admin").Logger(),
 		})
 		if err := a.admin.Start(ctx); err != nil {
@@ -201,6 +212,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		Router:          a.router,
 		Pipeline:        a.processor,
 		Upstream:        a.up,
+		Outbox:          writer,
 		Logger:          a.log.With().Str("component", "proxy").Logger(),
 		Metrics:         a.metrics,
 	})
@@ -241,6 +253,9 @@ func (a *App) Stop(ctx context.Context) error {
 		if err := a.proxy.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.outbox != nil {
+		a.outbox.stop()
 	}
 	if a.watchStop != nil {
 		a.watchStop()

@@ -1,0 +1,162 @@
+package outboxe2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/evproxy/evproxy/internal/app"
+	"github.com/evproxy/evproxy/internal/config"
+	"github.com/evproxy/evproxy/internal/proxytest"
+)
+
+// databaseURL is the PostgreSQL database tests use.
+func databaseURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// newSchema returns a fresh schema name, dropped when the test ends.
+func newSchema(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "evproxy_e2e_" + hex.EncodeToString(b)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, databaseURL())
+		if err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Logf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
+
+// startKafka starts a one-broker kfake cluster that auto-creates topics
+// with 3 partitions.
+func startKafka(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// outboxBlock is an outbox block for the test's own PostgreSQL schema with
+// fast polling and short leases.
+func pgOutbox(schema string, extra ...string) string {
+	return fmt.Sprintf(`outbox {
+  database_url    = %q
+  schema          = %q
+  poll_interval   = "50ms"
+  publish_timeout = "2s"
+  lease_ttl       = "5s"
+  retry_delay     = "50ms"
+  max_retry_delay = "200ms"
+  breaker_timeout = "200ms"
+  %s
+}
+`, databaseURL(), schema, strings.Join(extra, "\n  "))
+}
+
+// startApp runs evproxy configured by src (plus a proxy block listening on
+// a free port and the kafka block for brokers) until the test ends.
+func startApp(t testing.TB, brokers, src string) *app.App {
+	t.Helper()
+	dir := t.TempDir()
+	full := fmt.Sprintf("proxy { listen = \"127.0.0.1:0\" }\nadmin { listen = \"127.0.0.1:0\" }\nkafka { brokers = [%q] }\n%s", brokers, src)
+	path := filepath.Join(dir, "config.hcl")
+	if err := os.WriteFile(path, []byte(full), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, full)
+	}
+	a, err := app.New(cfg, proxytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := a.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return a
+}
+
+func producer(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.AllowAutoTopicCreation()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// consume reads exactly n records of topic from the upstream (waiting up to
+// timeout), then checks for 300ms that no more arrive.
+func consume(t testing.TB, addr, topic string, n int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s: read %d of %d records in %s", topic, len(out), n, timeout)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	extra, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	for extra.Err() == nil {
+		cl.PollFetches(extra).EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	if len(out) != n {
+		t.Fatalf("topic %s: %d records, want exactly %d", topic, len(out), n)
+	}
+	return out
+}
+
+func header(r *kgo.Record, name string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == name {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
