@@ -202,4 +202,3 @@ func (a *arena) copy(b []byte) []byte {
 	a.buf = append(a.buf, b...)
 	return a.buf[start:len(a.buf):len(a.buf)]
 }
-
