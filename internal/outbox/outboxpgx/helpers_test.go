@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,9 +38,28 @@ func testSchemaName(t testing.TB) string {
 // is skipped.
 func newTestStore(t testing.TB, schema string) *Store {
 	t.Helper()
+	return newTestStoreURL(t, testDatabaseURL(), schema)
+}
+
+// noSyncCommitURL is u with synchronous_commit off for its sessions (u
+// must be a URL): commits do not wait for the WAL flush.
+func noSyncCommitURL(t testing.TB, u string) string {
+	t.Helper()
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL is not a URL: %v", err)
+	}
+	q := pu.Query()
+	q.Set("options", "-c synchronous_commit=off")
+	pu.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // pgx reads + literally
+	return pu.String()
+}
+
+func newTestStoreURL(t testing.TB, databaseURL, schema string) *Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := New(ctx, testDatabaseURL(), WithSchema(schema))
+	s, err := New(ctx, databaseURL, WithSchema(schema))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -58,9 +58,12 @@ ON CONFLICT (ce_id) DO NOTHING`
 	// fence: for each key in cand, its first blocking row (due, or
 	// waiting with blocks) that is not a candidate: candidates of the key
 	// from there on wait. One ordered probe of outbox_key_idx per key
-	// (not per row): it reads the key's candidates and stops at the
-	// fence. A candidate held back by the fence holds back its successors
-	// too, since the fence precedes them as well.
+	// (not per row), bounded by the key's last candidate (a fence after
+	// it changes nothing): it reads the key's earlier candidates and
+	// stops at the fence. Usually (equal priorities) the candidates are
+	// the lowest ids and the probe finds nothing below the bound. A
+	// candidate held back by the fence holds back its successors too,
+	// since the fence precedes them as well.
 	//
 	// pick: the candidates before their key's fence.
 	//
@@ -87,12 +90,12 @@ ON CONFLICT (ce_id) DO NOTHING`
 ), fence AS (
 	SELECT k.topic, k.key, (
 		SELECT b.id FROM {{schema}}.outbox b
-		WHERE b.topic = k.topic AND b.key = k.key AND b.key IS NOT NULL
+		WHERE b.topic = k.topic AND b.key = k.key AND b.key IS NOT NULL AND b.id < k.last
 			AND b.deliver_at <= $2 AND (b.next_attempt_at <= $2 OR b.blocks)
 			AND b.id NOT IN (SELECT id FROM cand)
 		ORDER BY b.id
 		LIMIT 1) AS id
-	FROM (SELECT DISTINCT topic, key FROM cand WHERE key IS NOT NULL) k
+	FROM (SELECT topic, key, max(id) AS last FROM cand WHERE key IS NOT NULL GROUP BY topic, key) k
 ), pick AS (
 	SELECT c.id
 	FROM cand c LEFT JOIN fence f ON f.topic = c.topic AND f.key = c.key
