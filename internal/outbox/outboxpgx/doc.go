@@ -22,6 +22,9 @@
 // applies the missing ones in one transaction under a transaction-level
 // advisory lock, so evproxy processes starting at once do not race.
 //
+// The schema needs PostgreSQL 13 or later (gen_random_uuid without
+// pgcrypto, autovacuum_vacuum_insert_scale_factor); it is tested on 15.
+//
 // # Queries
 //
 // All SQL is in queries.go. Every Executor method is one statement except

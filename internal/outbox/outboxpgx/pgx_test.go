@@ -79,8 +79,11 @@ func TestPublish(t *testing.T) {
 		ctx := testCtx(t)
 		deliverAt := time.Now().Add(time.Hour).Truncate(time.Millisecond)
 		var id int64
+		// Binary keys need the cast: untyped parameters resolve to the
+		// text overload, as literals do.
 		err := s.pool.QueryRow(ctx, `SELECT `+s.schema+`.publish($1, $2::bytea, $3::bytea, $4, $5, $6)`,
-			"t", []byte{0xff, 0, 1}, []byte{}, `{"b": "x", "a": null, "ce_id": "my-id", "n": 5, "ü": "é"}`, deliverAt, 7).Scan(&id)
+			"t", []byte{0xff, 0, 1}, []byte{}, `{"b": "x", "a": null, "ce_id": "my-id", "n": 5, "ü": "é"}`,
+			deliverAt.Add(999*time.Microsecond), 7).Scan(&id)
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}

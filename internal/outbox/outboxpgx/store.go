@@ -87,9 +87,9 @@ func (s *Store) Schema() string { return s.schema }
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Tx returns an Executor running its queries in tx, the caller's
-// transaction: rows it inserts commit or roll back with it. Methods that
-// need a transaction of their own use a savepoint in tx. The Executor must
-// not be used after tx ends.
+// transaction: what it writes commits or rolls back with tx. Every method
+// is one statement, so each is all or nothing within tx too. The Executor
+// must not be used after tx ends.
 func (s *Store) Tx(tx pgx.Tx) outbox.Executor {
 	return &executor{db: tx, q: s.q}
 }

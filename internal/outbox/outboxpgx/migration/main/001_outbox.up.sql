@@ -100,8 +100,9 @@ CREATE INDEX dead_letter_unpublished_idx ON {{schema}}.dead_letter (id) WHERE NO
 -- to string values or null (other JSON values are stored as their JSON
 -- text), encoded in key order; its "ce_id" string, if any, is the event id,
 -- else a random UUID is generated and added as a "ce_id" header (last), so
--- every record carries one. A NULL deliver_at is now. Listeners are
--- notified when the transaction commits.
+-- every record carries one. A NULL deliver_at is now; others are kept to
+-- the millisecond, like the store's. Listeners are notified when the
+-- transaction commits.
 CREATE FUNCTION {{schema}}.publish(
     topic      text,
     key        bytea,
@@ -147,7 +148,7 @@ BEGIN
 
     INSERT INTO {{schema}}.outbox (ce_id, topic, key, value, headers, deliver_at, priority, processed)
     VALUES (v_ce_id, publish.topic, publish.key, publish.value, v_headers,
-            coalesce(publish.deliver_at, now()), coalesce(publish.priority, 0), false)
+            coalesce(date_trunc('milliseconds', publish.deliver_at), now()), coalesce(publish.priority, 0), false)
     RETURNING id INTO v_id;
 
     -- NOTIFY is delivered at commit and de-duplicated within a transaction.
