@@ -997,6 +997,59 @@ func (s *suite) testLanes(t *testing.T) {
 		}
 	})
 
+	t.Run("Concurrent", func(t *testing.T) {
+		t.Parallel()
+		st := s.newStore(t)
+		ctx := ctxFor(t)
+		// Four owners of 16 lanes each acquire at once, again and
+		// again. Nobody releases and nothing expires, so a lane one
+		// owner ever held is never another's.
+		const owners, rounds = 4, 10
+		held := make([]map[int32]bool, owners)
+		errs := make([]error, owners)
+		var wg sync.WaitGroup
+		for o := range owners {
+			held[o] = map[int32]bool{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range rounds {
+					lanes, err := st.LaneAcquire(ctx, &outbox.LaneAcquireParams{Owner: fmt.Sprint("o", o), TTL: time.Minute, Max: 16})
+					if err != nil {
+						errs[o] = err
+						return
+					}
+					if len(lanes) > 16 {
+						errs[o] = fmt.Errorf("holds %d lanes, Max 16", len(lanes))
+						return
+					}
+					for _, l := range lanes {
+						held[o][l] = true
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		owner := map[int32]int{}
+		for o := range owners {
+			if errs[o] != nil {
+				t.Fatalf("owner %d: %v", o, errs[o])
+			}
+			for l := range held[o] {
+				if p, ok := owner[l]; ok {
+					t.Fatalf("lane %d held by owners %d and %d", l, p, o)
+				}
+				owner[l] = o
+			}
+		}
+		// Settled: each gets its 16.
+		for o := range owners {
+			if got := acquire(t, st, fmt.Sprint("o", o), time.Minute, 16); len(got) != 16 {
+				t.Errorf("owner %d holds %v after settling", o, got)
+			}
+		}
+	})
+
 	t.Run("Expiry", func(t *testing.T) {
 		t.Parallel()
 		st := s.newStore(t)
