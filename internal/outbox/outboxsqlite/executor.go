@@ -25,6 +25,22 @@ type executor struct {
 	read querier
 	// write runs fn in a write transaction: a new one, or the caller's.
 	write func(ctx context.Context, fn func(querier) error) error
+	// stmts are the Store's prepared statements; tx is the caller's
+	// transaction, if any.
+	stmts *stmtCache
+	tx    *sql.Tx
+}
+
+// queryPrepared runs a prepared read (one of the hot ones).
+func (e executor) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := e.stmts.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if e.tx != nil {
+		st = e.tx.StmtContext(ctx, st)
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // OutboxInsertMany inserts the messages in order in one transaction, with
@@ -89,7 +105,7 @@ func (e executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBat
 	if p.Lanes != nil {
 		lanes = jsonInts(p.Lanes)
 	}
-	rows, err := e.read.QueryContext(ctx, qClaim, lanes, now.UnixMilli(), p.Limit)
+	rows, err := e.queryPrepared(ctx, qClaim, lanes, now.UnixMilli(), p.Limit)
 	if err != nil {
 		return nil, wrapErr("claim", err)
 	}
@@ -313,28 +329,10 @@ func (e executor) LaneOwners(ctx context.Context, owner string) (int, error) {
 	return n, nil
 }
 
-// deadArgs are the parameters of deadFilter and the limit.
-func deadArgs(p *outbox.DeadLetterListParams) []any {
-	var ids, since, until any
-	if len(p.IDs) > 0 {
-		ids = jsonInts(p.IDs)
-	}
-	if !p.Since.IsZero() {
-		since = p.Since.UnixMilli()
-	}
-	if !p.Until.IsZero() {
-		until = p.Until.UnixMilli()
-	}
-	limit := int64(-1)
-	if p.Limit > 0 {
-		limit = int64(p.Limit)
-	}
-	return []any{ids, p.Topic, since, until, boolInt(p.Unpublished), limit}
-}
-
 // DeadLetterList returns the dead letters the filter selects, in id order.
 func (e executor) DeadLetterList(ctx context.Context, p *outbox.DeadLetterListParams) ([]*outbox.DeadLetter, error) {
-	rows, err := e.read.QueryContext(ctx, qDeadList, deadArgs(p)...)
+	query, args := deadQuery(deadColumns, p)
+	rows, err := e.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, wrapErr("dead letter list", err)
 	}
@@ -418,7 +416,8 @@ func (e executor) DeadLetterReplay(ctx context.Context, p *outbox.DeadLetterList
 	n := 0
 	err := e.write(ctx, func(q querier) error {
 		n = 0
-		rows, err := q.QueryContext(ctx, qDeadReplaySelect, deadArgs(p)...)
+		query, args := deadQuery(deadColumnsReplay, p)
+		rows, err := q.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}

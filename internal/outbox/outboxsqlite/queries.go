@@ -1,5 +1,12 @@
 package outboxsqlite
 
+import (
+	"strconv"
+	"strings"
+
+	"github.com/evproxy/evproxy/internal/outbox"
+)
+
 // Every SQL statement of the store. Parameters are numbered (?1, ?2, …);
 // times are Unix milliseconds; list parameters are JSON arrays read with
 // json_each. Nullable blob columns are selected together with "IS NULL"
@@ -39,7 +46,7 @@ ON CONFLICT (ce_id) DO NOTHING`
 	AND (o.key IS NULL OR NOT EXISTS (
 		SELECT 1 FROM outbox b INDEXED BY outbox_blocking
 		WHERE b.blocks = 1 AND b.topic = o.topic AND b.key = o.key AND b.id < o.id
-			AND b.next_attempt_at > ?2))`
+			AND b.next_attempt_at > ?2 AND b.deliver_at <= ?2))`
 
 	// qClaim takes the ?3 claimable rows with the lowest (priority, id)
 	// (cand), then drops every row with an earlier due row of its (topic,
@@ -72,8 +79,7 @@ ON CONFLICT (ce_id) DO NOTHING`
 		SELECT o.id FROM outbox o
 		WHERE ` + claimDue + `
 		ORDER BY o.id
-		LIMIT ?3)
-	WHERE NOT EXISTS (SELECT 1 FROM picked)
+		LIMIT CASE WHEN EXISTS (SELECT 1 FROM picked) THEN 0 ELSE ?3 END)
 )
 SELECT ` + rowColumns + `
 FROM outbox o
@@ -122,19 +128,8 @@ WHERE lane IN (
 WHERE owner = ?1 AND (?2 IS NULL OR lane IN (SELECT value FROM json_each(?2)))`
 	qLaneOwners = `SELECT count(DISTINCT owner) FROM lane WHERE owner IS NOT NULL AND owner <> ?1 AND expires_at > ?2`
 
-	// deadFilter selects dead letters d: ids (?1, a JSON array, NULL for
-	// any), topic (?2, '' for any), failed at or after ?3 and before ?4
-	// (NULL for no bound), unpublished only (?5).
-	deadFilter = `(?1 IS NULL OR d.id IN (SELECT value FROM json_each(?1)))
-	AND (?2 = '' OR d.topic = ?2)
-	AND (?3 IS NULL OR d.failed_at >= ?3)
-	AND (?4 IS NULL OR d.failed_at < ?4)
-	AND (?5 = 0 OR d.published = 0)`
-
-	// qDeadList lists dead letters in id order, at most ?6 (-1: all).
-	qDeadList = `SELECT ` + deadColumns + ` FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
-	// qDeadReplaySelect is what qDeadList selects: id, topic and key.
-	qDeadReplaySelect = `SELECT d.id, d.topic, d.key FROM dead_letter d WHERE ` + deadFilter + ` ORDER BY d.id LIMIT ?6`
+	// deadColumnsReplay are what DeadLetterReplay reads of a dead letter.
+	deadColumnsReplay = `d.id, d.topic, d.key`
 
 	qDeadMarkPublished = `UPDATE dead_letter SET published = 1 WHERE id IN (SELECT value FROM json_each(?1))`
 
@@ -150,3 +145,37 @@ ON CONFLICT (ce_id) DO NOTHING`
 	qDeadDelete       = `DELETE FROM dead_letter WHERE id = ?1`
 	qDeadDeleteBefore = `DELETE FROM dead_letter WHERE failed_at < ?1`
 )
+
+// deadQuery is the query of the dead letters (columns cols) that p
+// selects, in id order, and its parameters. It names only the filters p
+// sets, so that SQLite can use the matching index.
+func deadQuery(cols string, p *outbox.DeadLetterListParams) (string, []any) {
+	var sb strings.Builder
+	var args []any
+	sb.WriteString("SELECT " + cols + " FROM dead_letter d WHERE true")
+	and := func(cond string, arg any) {
+		args = append(args, arg)
+		sb.WriteString(" AND " + strings.ReplaceAll(cond, "?", "?"+strconv.Itoa(len(args))))
+	}
+	if len(p.IDs) > 0 {
+		and("d.id IN (SELECT value FROM json_each(?))", jsonInts(p.IDs))
+	}
+	if p.Topic != "" {
+		and("d.topic = ?", p.Topic)
+	}
+	if !p.Since.IsZero() {
+		and("d.failed_at >= ?", p.Since.UnixMilli())
+	}
+	if !p.Until.IsZero() {
+		and("d.failed_at < ?", p.Until.UnixMilli())
+	}
+	if p.Unpublished {
+		sb.WriteString(" AND d.published = 0")
+	}
+	sb.WriteString(" ORDER BY d.id")
+	if p.Limit > 0 {
+		args = append(args, int64(p.Limit))
+		sb.WriteString(" LIMIT ?" + strconv.Itoa(len(args)))
+	}
+	return sb.String(), args
+}
