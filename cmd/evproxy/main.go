@@ -7,7 +7,7 @@
 //	evproxy outbox status [-c config.hcl] [--json]
 //	evproxy dlq list [-c config.hcl] [--topic T] [--since TIME] [--until TIME] [--id N]... [--unpublished] [--limit N] [--json]
 //	evproxy dlq show ID [-c config.hcl] [--json]
-//	evproxy dlq replay [-c config.hcl] [--id N]... [--topic T] [--since TIME] [--until TIME] [--all] [--dry-run]
+//	evproxy dlq replay [-c config.hcl] [--id N]... [--topic T] [--since TIME] [--until TIME] [--all] [--limit N] [--dry-run]
 //	evproxy version
 //
 // migrate, outbox and dlq work on the outbox store of the configuration's
@@ -48,7 +48,7 @@ Usage:
                    [--unpublished] [--limit N] [--json]
   evproxy dlq show ID [-c config.hcl] [--json]
   evproxy dlq replay [-c config.hcl] [--id N]... [--topic T] [--since TIME] [--until TIME]
-                     [--all] [--dry-run]
+                     [--all] [--limit N] [--dry-run]
   evproxy version
 
 migrate applies the outbox store's schema migrations; outbox status shows
