@@ -65,6 +65,18 @@ func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("outboxpgx: parse database url: %w", err)
 	}
+	// The outbox is a queue table: it fills and drains faster than
+	// autovacuum refreshes its statistics, and with stale statistics the
+	// planner prefers a sequential scan plus sort over the claim index
+	// (measured: 400 ms instead of 25 ms per claim at 100k pending rows).
+	// And the claim query's cost estimate crosses jit_above_cost, where
+	// JIT compilation took 2.5 s per claim on a 2-core machine. Neither
+	// helps any query here, so both are off for evproxy's connections.
+	if cfg.ConnConfig.RuntimeParams == nil {
+		cfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	cfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, wrapErr("connect", err)
