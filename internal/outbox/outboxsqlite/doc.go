@@ -29,17 +29,32 @@
 //
 // # Schema
 //
-// Migrations are embedded (migration/main/NNN_name.up.sql and .down.sql)
-// and recorded in the migration table by Migrate. Times are Unix
-// milliseconds; a zero time.Time is stored as 0 (deliver_at) or NULL (ts).
-// ids are AUTOINCREMENT, so never reused. A null key or value is NULL and
-// an empty one a zero-length blob, and they read back as nil and non-nil
-// empty slices. An empty EventID is stored as NULL, so such messages are
-// never deduplicated. Headers are one blob of repeated [int32 big-endian
-// name length][name][int32 big-endian value length, -1 for a null
-// value][value]. A row's lane is FNV-1a (32 bit) of topic, a zero byte and
-// key, modulo outbox.Lanes. A dead letter keeps the id it had in the
-// outbox; a replayed one gets a new id.
+// Migrations are embedded (migration/main/NNN_name.up.sql and .down.sql,
+// GetMigrationFS) and recorded in the migration table by Migrate. The
+// tables (outbox, lane, dead_letter) and their semantics are those of
+// outboxpgx, as the conformance suite outboxtest pins them down; SQLite
+// differs in representation only:
+//
+//   - Times are Unix milliseconds (INTEGER), truncated. A zero Timestamp is
+//     NULL; a zero DeliverAt is stored as the time of the insert.
+//   - ids are AUTOINCREMENT, so never reused, in the outbox and in
+//     dead_letter (a dead letter gets an id of its own; a replayed one a
+//     new outbox id).
+//   - A null key or value is NULL and an empty one a zero-length blob; they
+//     read back as nil and as a non-nil empty slice.
+//   - Headers are one blob of repeated [int32 big-endian name length]
+//     [name][int32 big-endian value length, -1 for a null value][value];
+//     no headers is NULL.
+//   - An empty EventID is stored as NULL, so such messages are never
+//     deduplicated (outboxpgx's ce_id is NOT NULL).
+//   - A row's lane is computed in Go, as outboxpgx's generated column
+//     computes it: the first four bytes of md5(topic + lowercase hex of
+//     key), big endian, modulo outbox.Lanes.
+//   - blocks and next_attempt_at are 0 until a retry sets them.
+//
+// Claims are one statement (a CTE over the (priority, id) index with
+// NOT EXISTS probes of the few rows retried with blocks set); all SQL is
+// in queries.go.
 //
 // A Tx (Store.Begin) runs the Executor methods inside one transaction of
 // the caller's.

@@ -99,10 +99,10 @@ func (s *Store) SupportsListenNotify() bool { return false }
 // Listen returns outbox.ErrNotSupported.
 func (s *Store) Listen(ctx context.Context, wake func()) error { return outbox.ErrNotSupported }
 
-// Ping checks the database file can be read.
+// Ping checks the database file can be read (with or without the schema).
 func (s *Store) Ping(ctx context.Context) error {
-	var one int
-	return wrapErr("ping", s.db.QueryRowContext(ctx, "SELECT 1 FROM sqlite_schema LIMIT 1").Scan(&one))
+	var n int
+	return wrapErr("ping", s.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n))
 }
 
 // Close closes the database and releases the lock. It waits for no caller
