@@ -32,7 +32,7 @@ func TestValidate(t *testing.T) {
 		code       int
 		out, inErr string
 	}{
-		{"shipped config", []string{"validate", "-c", "../../config.hcl"}, 0, "../../config.hcl: OK (1 routes, 0 plugins)", ""},
+		{"shipped config", []string{"validate", "-c", "../../config.hcl"}, 0, "../../config.hcl: OK (2 routes, 0 plugins)", ""},
 		{"good", []string{"validate", "-c", good}, 0, "OK (1 routes, 0 plugins)", ""},
 		{"bad duration", []string{"validate", "-c", bad}, 1, "", bad + `:3:22: Error: Invalid duration`},
 		{"missing file", []string{"validate", "-c", filepath.Join(dir, "nope.hcl")}, 1, "", "nope.hcl"},

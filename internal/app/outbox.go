@@ -65,12 +65,14 @@ func (a *App) startOutbox(ctx context.Context, brokers []string) error {
 	log := a.log.With().Str("component", "outbox").Str("store", store.Name()).Logger()
 	m := outbox.NewMetrics(a.registry)
 	breaker := prometheus.NewGauge(prometheus.GaugeOpts{Name: "evproxy_outbox_breaker_state", Help: "Circuit breaker of the relay's upstream cluster: 0 closed, 1 half-open, 2 open."})
-	a.registry.MustRegister(breaker)
+	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evproxy_outbox_breaker_transitions_total", Help: "Circuit breaker state changes of the relay's upstream cluster, by new state."}, []string{"to"})
+	a.registry.MustRegister(breaker, transitions)
 	o.publisher, err = upstream.NewPublisher(upstream.PublisherConfig{
 		Brokers: brokers, ClientID: a.cfg.Kafka.ClientID + "-relay", Timeout: oc.PublishTimeout,
 		BreakerFailures: oc.BreakerFailures, BreakerTimeout: oc.BreakerTimeout,
 		OnStateChange: func(from, to string) {
 			breaker.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])
+			transitions.WithLabelValues(to).Inc()
 			log.Warn().Str("from", from).Str("to", to).Msg("outbox relay circuit breaker changed state")
 		},
 	})

@@ -35,8 +35,10 @@ type PublisherConfig struct {
 // Partition when it is set (>= 0); others are partitioned by key like the
 // Java client.
 type Publisher struct {
-	cl *kgo.Client
-	br *gobreaker.CircuitBreaker[struct{}]
+	opts []kgo.Opt
+	mu   sync.Mutex // guards cl against Close during reset
+	cl   *kgo.Client
+	br   *gobreaker.CircuitBreaker[struct{}]
 }
 
 // ErrUpstreamDown wraps a publish that failed as a whole because the
@@ -62,7 +64,8 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		kgo.RecordDeliveryTimeout(cfg.Timeout),
 		kgo.RecordPartitioner(keepPartitioner{kgo.StickyKeyPartitioner(nil)}),
 	}
-	cl, err := kgo.NewClient(append(opts, cfg.Opts...)...)
+	opts = append(opts, cfg.Opts...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: publisher: %w", err)
 	}
@@ -80,7 +83,7 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		// Only whole-cluster failures count against the breaker.
 		IsSuccessful: func(err error) bool { return !errors.Is(err, ErrUpstreamDown) },
 	})
-	return &Publisher{cl: cl, br: br}, nil
+	return &Publisher{opts: opts, cl: cl, br: br}, nil
 }
 
 // Available reports whether the breaker lets publishes through (closed, or
@@ -123,13 +126,41 @@ func (p *Publisher) produce(ctx context.Context, recs []*kgo.Record) []error {
 	errs := make([]error, len(recs))
 	var wg sync.WaitGroup
 	wg.Add(len(recs))
+	p.mu.Lock()
+	cl := p.cl
+	p.mu.Unlock()
 	for i, r := range recs {
-		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 			errs[i] = err
 			wg.Done()
 		})
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// franz-go keeps retrying records it could not send (broker
+		// unreachable) past their context and delivery timeout, and
+		// AbortBufferedRecords does not fail them either. Closing the
+		// client does: the relay then owns the records again, and they
+		// cannot be produced later behind records claimed after them.
+		// A new client replaces it.
+		p.reset()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			// Callbacks still pending: errs is not safe to read.
+			out := make([]error, len(recs))
+			for i := range out {
+				out[i] = fmt.Errorf("%w: %w", ErrUpstreamDown, ctx.Err())
+			}
+			return out
+		}
+	}
 	return errs
 }
 
@@ -140,9 +171,24 @@ func isBrokerAnswer(err error) bool {
 	return errors.As(err, &ke) && !errors.Is(err, kgo.ErrRecordTimeout)
 }
 
-// Close flushes nothing (Publish waits for its records) and closes the
-// client.
-func (p *Publisher) Close() { p.cl.Close() }
+// reset closes the client, failing its buffered records, and replaces it.
+func (p *Publisher) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.cl
+	if cl, err := kgo.NewClient(p.opts...); err == nil {
+		p.cl = cl
+	}
+	go old.Close()
+}
+
+// Close closes the client; Publish waits for its records, so nothing is
+// buffered unless a Publish is running.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cl.Close()
+}
 
 // keepPartitioner keeps a record's partition when it has one, and else
 // partitions by key.
