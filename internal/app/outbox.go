@@ -67,8 +67,11 @@ func (a *App) startOutbox(ctx context.Context, brokers []string) error {
 	breaker := prometheus.NewGauge(prometheus.GaugeOpts{Name: "evproxy_outbox_breaker_state", Help: "Circuit breaker of the relay's upstream cluster: 0 closed, 1 half-open, 2 open."})
 	transitions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "evproxy_outbox_breaker_transitions_total", Help: "Circuit breaker state changes of the relay's upstream cluster, by new state."}, []string{"to"})
 	a.registry.MustRegister(breaker, transitions)
+	for _, st := range []string{"open", "half-open", "closed"} {
+		transitions.WithLabelValues(st) // present from the start, at 0
+	}
 	o.publisher, err = upstream.NewPublisher(upstream.PublisherConfig{
-		Brokers: brokers, ClientID: a.cfg.Kafka.ClientID + "-relay", Timeout: oc.PublishTimeout,
+		Brokers: brokers, ClientID: a.cfg.Kafka.ClientID + "-relay",
 		BreakerFailures: oc.BreakerFailures, BreakerTimeout: oc.BreakerTimeout,
 		OnStateChange: func(from, to string) {
 			breaker.Set(map[string]float64{"closed": 0, "half-open": 1, "open": 2}[to])

@@ -3,6 +3,7 @@ package outboxe2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -76,7 +77,10 @@ func TestPoisonRecordDeadLetteredAndReplayed(t *testing.T) {
 	cl := producer(t, p.proxyAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	big := bytes.Repeat([]byte("x"), 5000)
+	// Incompressible, so that it stays over the limit whatever codec
+	// the relay's producer uses.
+	big := make([]byte, 5000)
+	_, _ = rand.Read(big)
 	err := cl.ProduceSync(ctx,
 		&kgo.Record{Topic: "orders.poison", Key: []byte("k"), Value: []byte("before")},
 		&kgo.Record{Topic: "orders.poison", Key: []byte("k"), Value: big, Headers: []kgo.RecordHeader{{Key: "ce_id", Value: []byte("poison-1")}, {Key: "h", Value: []byte("1")}}},

@@ -91,7 +91,7 @@ func startProcess(t testing.TB, dir, src string) *process {
 			if m["message"] == "kafka listener started" {
 				ready <- m["listen"].(string)
 			}
-			if lvl := m["level"]; lvl == "error" || lvl == "fatal" {
+			if lvl := m["level"]; lvl == "error" || lvl == "fatal" || (lvl == "warn" && os.Getenv("EVPROXY_TEST_LOG") != "") {
 				t.Logf("evproxy: %s", sc.Text())
 			}
 		}

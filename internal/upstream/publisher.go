@@ -16,8 +16,6 @@ import (
 type PublisherConfig struct {
 	Brokers  []string
 	ClientID string
-	// Timeout bounds each record's delivery, retries included.
-	Timeout time.Duration
 	// BreakerFailures failed publishes in a row open the circuit breaker;
 	// BreakerTimeout later it lets one probe publish through (half-open).
 	BreakerFailures int
@@ -53,15 +51,15 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	if cfg.BreakerTimeout <= 0 {
 		cfg.BreakerTimeout = 5 * time.Second
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
-	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.AllowAutoTopicCreation(),
 		kgo.ProducerLinger(0),
-		kgo.RecordDeliveryTimeout(cfg.Timeout),
+		// No RecordDeliveryTimeout: franz-go measures it from the
+		// record's timestamp, which for an outbox row is when it was
+		// produced, possibly long ago: every old row would time out at
+		// once. Publish's context bounds the wait instead.
 		kgo.RecordPartitioner(keepPartitioner{kgo.StickyKeyPartitioner(nil)}),
 	}
 	opts = append(opts, cfg.Opts...)

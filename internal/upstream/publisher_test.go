@@ -35,7 +35,7 @@ func TestPublisherOutageOpensBreaker(t *testing.T) {
 	})
 	var transitions []string
 	p, err := NewPublisher(PublisherConfig{
-		Brokers: kf.ListenAddrs(), Timeout: time.Second, BreakerFailures: 2, BreakerTimeout: 100 * time.Millisecond,
+		Brokers: kf.ListenAddrs(), BreakerFailures: 2, BreakerTimeout: 100 * time.Millisecond,
 		OnStateChange: func(from, to string) { transitions = append(transitions, to) },
 	})
 	if err != nil {

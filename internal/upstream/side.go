@@ -32,7 +32,10 @@ func (c *Client) ProduceRecords(ctx context.Context, recs []*kgo.Record, done fu
 			kgo.ClientID(c.cfg.ClientID+"-side"),
 			kgo.AllowAutoTopicCreation(),
 			kgo.ProducerLinger(0),
-			kgo.RecordDeliveryTimeout(c.cfg.ProduceTimeout),
+			// No RecordDeliveryTimeout: franz-go measures it from the
+			// record's timestamp, the producer's, which may be old (a
+			// replayed stream, a skewed clock): such records would
+			// time out before being sent. The context bounds them.
 		)
 	})
 	if c.side.err != nil {
@@ -46,6 +49,12 @@ func (c *Client) ProduceRecords(ctx context.Context, recs []*kgo.Record, done fu
 	if len(recs) == 0 {
 		done(nil)
 		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ProduceTimeout)
+	userDone := done
+	done = func(err error) {
+		cancel()
+		userDone(err)
 	}
 	var (
 		remaining = atomic.Int32{}
