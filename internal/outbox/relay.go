@@ -175,6 +175,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			all[i] = int32(i)
 		}
 		r.lanes.Store(&all)
+		r.cfg.Metrics.setLanes(len(all))
 	} else {
 		wg.Add(1)
 		go func() {

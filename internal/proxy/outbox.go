@@ -86,9 +86,10 @@ func (cc *clientConn) toOutbox(slot *produceSlot, batch *upstream.Batch, route *
 				m.DeliverAt = at
 				continue // consumed: never published
 			case outbox.HeaderEventID:
-				if len(hd.Value) > 0 {
-					m.EventID = string(hd.Value)
+				if len(hd.Value) == 0 {
+					continue // empty: replaced by a generated id below
 				}
+				m.EventID = string(hd.Value)
 			}
 			m.Headers = append(m.Headers, outbox.Header{Key: strings.Clone(hd.Key), Value: a.copy(hd.Value)})
 		}

@@ -130,6 +130,52 @@ func TestPublish(t *testing.T) {
 		}
 	})
 
+	t.Run("DuplicateCeIDAbsorbed", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		var id1, id2 int64
+		q := `SELECT ` + s.schema + `.publish('orders', 'k', 'v', '{"ce_id":"e-1"}')`
+		if err := s.pool.QueryRow(ctx, q).Scan(&id1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.pool.QueryRow(ctx, q).Scan(&id2); err != nil {
+			t.Fatalf("second publish of the same ce_id: %v (want it absorbed)", err)
+		}
+		if rows := claimAll(t, s, time.Now().Add(time.Minute)); id1 != id2 || len(rows) != 1 {
+			t.Fatalf("ids %d, %d and %d rows: want one row and its id twice", id1, id2, len(rows))
+		}
+	})
+
+	t.Run("DeliverAtHeader", func(t *testing.T) {
+		t.Parallel()
+		s := newMigratedStore(t)
+		ctx := testCtx(t)
+		at := time.Date(2030, 1, 2, 3, 4, 5, 6e6, time.UTC)
+		for _, v := range []string{at.Format(time.RFC3339Nano), fmt.Sprint(at.UnixMilli())} {
+			if _, err := s.pool.Exec(ctx, `SELECT `+s.schema+`.publish('orders', 'k', 'v', jsonb_build_object('evproxy.deliver-at', $1::text, 'h', 'x'))`, v); err != nil {
+				t.Fatalf("publish with evproxy.deliver-at %q: %v", v, err)
+			}
+		}
+		rows := claimAll(t, s, at)
+		if len(rows) != 2 {
+			t.Fatalf("%d rows due at %s, want 2", len(rows), at)
+		}
+		if early := claimAll(t, s, at.Add(-time.Millisecond)); len(early) != 0 {
+			t.Fatalf("%d rows due before %s", len(early), at)
+		}
+		for _, r := range rows {
+			if !r.DeliverAt.Equal(at) {
+				t.Errorf("deliver_at %s, want %s", r.DeliverAt, at)
+			}
+			for _, h := range r.Headers {
+				if h.Key == "evproxy.deliver-at" {
+					t.Errorf("evproxy.deliver-at kept as a header: %+v", r.Headers)
+				}
+			}
+		}
+	})
+
 	t.Run("BadHeaders", func(t *testing.T) {
 		t.Parallel()
 		s := newMigratedStore(t)

@@ -117,6 +117,8 @@ DECLARE
     v_ce_id   text;
     v_headers bytea := ''::bytea;
     v_id      bigint;
+    v_at      text;
+    v_deliver timestamptz;
     h         record;
 BEGIN
     IF publish.topic IS NULL OR publish.topic = '' THEN
@@ -132,7 +134,7 @@ BEGIN
     FOR h IN
         SELECT e.name, e.val #>> '{}' AS val
         FROM jsonb_each(coalesce(publish.headers, '{}'::jsonb)) WITH ORDINALITY AS e(name, val, ord)
-        WHERE v_ce_id IS NOT NULL OR e.name <> 'ce_id'
+        WHERE (v_ce_id IS NOT NULL OR e.name <> 'ce_id') AND e.name <> 'evproxy.deliver-at'
         ORDER BY e.ord
     LOOP
         v_headers := v_headers
@@ -146,10 +148,29 @@ BEGIN
             || int4send(octet_length(convert_to(v_ce_id, 'UTF8'))) || convert_to(v_ce_id, 'UTF8');
     END IF;
 
+    -- The evproxy.deliver-at header (RFC 3339 or Unix milliseconds), as on
+    -- the produce path, when the deliver_at argument is not given; it is
+    -- consumed, never published.
+    IF publish.deliver_at IS NULL AND publish.headers IS NOT NULL
+            AND jsonb_typeof(publish.headers -> 'evproxy.deliver-at') = 'string' THEN
+        v_at := publish.headers ->> 'evproxy.deliver-at';
+        v_deliver := CASE WHEN v_at ~ '^[0-9]+$' THEN to_timestamp(v_at::numeric / 1000)
+                          ELSE v_at::timestamptz END;
+    ELSE
+        v_deliver := publish.deliver_at;
+    END IF;
+
+    -- A ce_id still in the outbox is absorbed: the call returns the pending
+    -- row's id and inserts nothing (a retried transaction publishes once).
     INSERT INTO {{schema}}.outbox (ce_id, topic, key, value, headers, deliver_at, priority, processed)
     VALUES (v_ce_id, publish.topic, publish.key, publish.value, v_headers,
-            coalesce(date_trunc('milliseconds', publish.deliver_at), now()), coalesce(publish.priority, 0), false)
+            coalesce(date_trunc('milliseconds', v_deliver), now()), coalesce(publish.priority, 0), false)
+    ON CONFLICT (ce_id) DO NOTHING
     RETURNING id INTO v_id;
+    IF v_id IS NULL THEN
+        SELECT o.id INTO v_id FROM {{schema}}.outbox o WHERE o.ce_id = v_ce_id;
+        RETURN v_id;
+    END IF;
 
     -- NOTIFY is delivered at commit and de-duplicated within a transaction.
     PERFORM pg_notify('{{schema}}_outbox', '');
