@@ -324,6 +324,9 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 			done.Sent = append(done.Sent, row.ID)
 			published += len(oc.Publish)
 		default:
+			if errors.Is(e, context.DeadlineExceeded) {
+				e = fmt.Errorf("not acknowledged within outbox.publish_timeout (%s): the cluster kept refusing the record with retriable errors or did not answer", r.cfg.PublishTimeout)
+			}
 			pol := r.cfg.Policy(row.Topic)
 			attempts := row.Attempts + 1
 			if !retriable(e) || int(attempts) > pol.MaxRetries {

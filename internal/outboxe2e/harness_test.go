@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,21 +63,25 @@ func startKafka(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	return c
 }
 
-// outboxBlock is an outbox block for the test's own PostgreSQL schema with
-// fast polling and short leases.
+// pgOutbox is an outbox block for the test's own PostgreSQL schema with
+// fast polling, short leases and quick retries; extra lines override them.
 func pgOutbox(schema string, extra ...string) string {
-	return fmt.Sprintf(`outbox {
-  database_url    = %q
-  schema          = %q
-  poll_interval   = "50ms"
-  publish_timeout = "2s"
-  lease_ttl       = "5s"
-  retry_delay     = "50ms"
-  max_retry_delay = "200ms"
-  breaker_timeout = "200ms"
-  %s
-}
-`, databaseURL(), schema, strings.Join(extra, "\n  "))
+	lines := []string{
+		fmt.Sprintf("database_url = %q", databaseURL()),
+		fmt.Sprintf("schema = %q", schema),
+		`poll_interval = "50ms"`,
+		`publish_timeout = "2s"`,
+		`lease_ttl = "5s"`,
+		`retry_delay = "50ms"`,
+		`max_retry_delay = "200ms"`,
+		`breaker_timeout = "200ms"`,
+	}
+	for _, e := range extra {
+		key, _, _ := strings.Cut(e, "=")
+		key = strings.TrimSpace(key)
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, key+" ") })
+	}
+	return "outbox {\n  " + strings.Join(append(lines, extra...), "\n  ") + "\n}\n"
 }
 
 // startApp runs evproxy configured by src (plus a proxy block listening on

@@ -10,6 +10,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // PublisherConfig configures a Publisher.
@@ -39,6 +40,10 @@ type Publisher struct {
 	br   *gobreaker.CircuitBreaker[struct{}]
 }
 
+// publishRetries is how often franz-go retries a record before failing it
+// back to the relay.
+const publishRetries = 3
+
 // ErrUpstreamDown wraps a publish that failed as a whole because the
 // upstream cluster could not be reached.
 var ErrUpstreamDown = errors.New("upstream: Kafka unreachable")
@@ -61,6 +66,15 @@ func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 		// produced, possibly long ago: every old row would time out at
 		// once. Publish's context bounds the wait instead.
 		kgo.RecordPartitioner(keepPartitioner{kgo.StickyKeyPartitioner(nil)}),
+		// A few quick retries absorb transient broker errors; after
+		// them the record fails back to the relay, whose retry policy
+		// (backoff, max_retries, dead letter) takes over.
+		kgo.RecordRetries(publishRetries),
+		kgo.RetryBackoffFn(func(int) time.Duration { return 100 * time.Millisecond }),
+		// franz-go refreshes metadata before retrying a refused batch,
+		// at most every MetadataMinAge (default 5s): too slow for the
+		// quick retries above to finish within a publish timeout.
+		kgo.MetadataMinAge(250 * time.Millisecond),
 	}
 	opts = append(opts, cfg.Opts...)
 	cl, err := kgo.NewClient(opts...)
@@ -109,7 +123,7 @@ func (p *Publisher) Publish(ctx context.Context, recs []*kgo.Record) ([]error, e
 				}
 			}
 		}
-		if down == len(recs) && down > 0 {
+		if down == len(recs) && down > 0 && !p.reachable() {
 			return struct{}{}, fmt.Errorf("%w: %w", ErrUpstreamDown, first)
 		}
 		return struct{}{}, nil
@@ -150,6 +164,11 @@ func (p *Publisher) produce(ctx context.Context, recs []*kgo.Record) []error {
 		p.reset()
 		select {
 		case <-done:
+			for i, e := range errs {
+				if errors.Is(e, kgo.ErrClientClosed) {
+					errs[i] = ctx.Err() // what happened, not how we stopped it
+				}
+			}
 		case <-time.After(10 * time.Second):
 			// Callbacks still pending: errs is not safe to read.
 			out := make([]error, len(recs))
@@ -160,6 +179,21 @@ func (p *Publisher) produce(ctx context.Context, recs []*kgo.Record) []error {
 		}
 	}
 	return errs
+}
+
+// reachable asks the cluster for its metadata: when every record of a
+// publish failed without a broker's answer (timeouts), that tells an
+// outage (the breaker's business) from records the cluster keeps refusing
+// with retriable errors (each record's attempt, with the relay's backoff).
+func (p *Publisher) reachable() bool {
+	p.mu.Lock()
+	cl := p.cl
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	_, err := req.RequestWith(ctx, cl)
+	return err == nil
 }
 
 // isBrokerAnswer reports whether err is an error a broker answered (the
