@@ -6,7 +6,9 @@
 //
 // Stop closes the Kafka listener and lets connections finish the requests
 // they already read (answers included), bounded by proxy.shutdown_timeout;
-// then stops watching plugin files and closes the plugins and their runtime,
+// then lets the outbox writer commit what it holds and stops the relay and
+// the store; then stops watching plugin files and closes the plugins and
+// their runtime,
 // then closes the upstream client, then the embedded broker, then the admin
 // server, so /metrics and /readyz stay up while producers drain.
 package app
