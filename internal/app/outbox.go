@@ -110,7 +110,11 @@ func (a *App) startOutbox(ctx context.Context, brokers []string) error {
 		Metrics:       m,
 	})
 	o.writer = outbox.NewWriter(store, outbox.WriterConfig{
-		MaxBatchRows: 5000, Timeout: oc.PublishTimeout, Committed: o.relay.Wake, Metrics: m,
+		// A commit that times out is ambiguous (it may have committed):
+		// the producer retries and the records are written twice. Give
+		// commits time; the producer's own request timeout still bounds
+		// what it waits for.
+		MaxBatchRows: 5000, Timeout: 30 * time.Second, Committed: o.relay.Wake, Metrics: m,
 	})
 	rctx, cancel := context.WithCancel(log.WithContext(context.Background()))
 	o.cancel = cancel

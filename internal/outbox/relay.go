@@ -176,12 +176,6 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		r.lanes.Store(&all)
 		r.cfg.Metrics.setLanes(len(all))
-	} else {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r.leaseLoop(ctx)
-		}()
 	}
 	if r.store.SupportsListenNotify() {
 		wg.Add(1)
@@ -200,7 +194,16 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	poll := time.NewTimer(0)
 	defer poll.Stop()
+	// Leases are renewed between rounds, never during one: a lane this
+	// relay gives up (to a newcomer) has no claimed row in flight, so the
+	// new owner cannot publish it a second time.
+	var renewed time.Time
+	renewEvery := r.cfg.LeaseTTL / 3
 	for {
+		if !r.cfg.SingleProcess && time.Since(renewed) >= renewEvery {
+			renewed = time.Now()
+			r.renewLanes(ctx)
+		}
 		more, err := r.round(ctx)
 		if ctx.Err() != nil {
 			r.releaseLanes()
@@ -208,6 +211,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		wait := time.Duration(0)
 		switch {
+		case errors.Is(err, errLeaseStale):
+			if time.Since(renewed) >= time.Second {
+				renewed = time.Time{} // renew now
+				continue
+			}
+			wait = time.Second // the renewal just failed: the database is struggling
 		case errors.Is(err, errUnavailable):
 			// The breaker is open: look again shortly, it half-opens by
 			// itself after breaker_timeout.
@@ -221,6 +230,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		if wait == 0 {
 			continue
 		}
+		if !r.cfg.SingleProcess {
+			wait = max(min(wait, renewEvery-time.Since(renewed)), 0)
+		}
 		poll.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -231,6 +243,10 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// errLeaseStale is a round skipped because the lane leases are too old to
+// cover a publish; the next loop renews them first.
+var errLeaseStale = errors.New("outbox: lane leases too old for a publish")
 
 // errUnavailable is a round skipped because the upstream is down.
 var errUnavailable = errors.New("outbox: upstream unavailable (circuit breaker open)")
@@ -244,6 +260,13 @@ func (r *Relay) round(ctx context.Context) (bool, error) {
 	}
 	if !r.pub.Available() {
 		return false, errUnavailable
+	}
+	if !r.cfg.SingleProcess {
+		// Never start a publish that could outlive the lease: another
+		// replica could take the lanes and publish the rows again.
+		if time.Since(time.Unix(0, r.leasedAt.Load()))+r.cfg.PublishTimeout+time.Second > r.cfg.LeaseTTL {
+			return false, errLeaseStale
+		}
 	}
 	m := r.cfg.Metrics
 	start := time.Now()
@@ -479,21 +502,6 @@ func toKgo(m *Message) *kgo.Record {
 	return rec
 }
 
-// leaseLoop keeps this relay's fair share of lanes leased.
-func (r *Relay) leaseLoop(ctx context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		r.renewLanes(ctx)
-		t.Reset(r.cfg.LeaseTTL / 3)
-	}
-}
-
 func (r *Relay) renewLanes(ctx context.Context) {
 	others, err := r.store.LaneOwners(ctx, r.cfg.Owner)
 	if err != nil {
@@ -511,7 +519,6 @@ func (r *Relay) renewLanes(ctx context.Context) {
 	r.lanes.Store(&held)
 	r.leasedAt.Store(time.Now().UnixNano())
 	r.cfg.Metrics.setLanes(len(held))
-	r.Wake()
 }
 
 // expireLanes stops claiming once the last successful renewal is older

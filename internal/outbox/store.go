@@ -180,11 +180,16 @@ type Executor interface {
 	OutboxNextDue(ctx context.Context) (time.Time, bool, error)
 
 	// LaneAcquire renews and takes lanes; it returns the lanes the owner
-	// holds afterwards.
+	// holds afterwards. It also records the owner as a live relay for
+	// TTL, whether or not it got a lane.
 	LaneAcquire(ctx context.Context, p *LaneAcquireParams) ([]int32, error)
-	// LaneRelease gives up lanes.
+	// LaneRelease gives up lanes; with nil Lanes the owner also stops
+	// counting as a live relay.
 	LaneRelease(ctx context.Context, p *LaneReleaseParams) error
-	// LaneOwners counts owners with a live lease, other than owner.
+	// LaneOwners counts the live relays other than owner: those that
+	// called LaneAcquire within its TTL (holding lanes or not), so that
+	// the others can compute their fair share and give lanes up to a
+	// newcomer.
 	LaneOwners(ctx context.Context, owner string) (int, error)
 
 	// DeadLetterList returns dead letters in id order.

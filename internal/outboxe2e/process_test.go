@@ -88,6 +88,9 @@ func startProcess(t testing.TB, dir, src string) *process {
 			if json.Unmarshal(sc.Bytes(), &m) != nil {
 				continue
 			}
+			if m["message"] == "admin server started" {
+				p.adminAddr = m["listen"].(string) // before the listener starts
+			}
 			if m["message"] == "kafka listener started" {
 				ready <- m["listen"].(string)
 			}
@@ -119,7 +122,7 @@ func (p *process) kill() {
 // processConfig is a config for an evproxy process on proxyAddr with the
 // outbox in schema.
 func processConfig(proxyAddr, brokers, schema string) string {
-	return fmt.Sprintf("proxy { listen = %q }\nadmin { listen = \"\" }\nkafka { brokers = [%q] }\n", proxyAddr, brokers) +
+	return fmt.Sprintf("proxy { listen = %q }\nadmin { listen = \"127.0.0.1:0\" }\nkafka { brokers = [%q] }\n", proxyAddr, brokers) +
 		pgOutbox(schema, `batch_size = 1000`) + outboxRoutes
 }
 
@@ -242,6 +245,21 @@ func TestTwoReplicasKeepKeyOrder(t *testing.T) {
 	for i := range procs {
 		procs[i] = startProcess(t, t.TempDir(), processConfig(freePort(t), kf.ListenAddrs()[0], schema))
 	}
+	// Wait until the replicas split the lanes (a replica started second
+	// gets its share at the first renewals, lease_ttl/3 apart).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l0 := metric(t, procs[0].adminAddr, "evproxy_outbox_lanes_held")
+		l1 := metric(t, procs[1].adminAddr, "evproxy_outbox_lanes_held")
+		if l0 > 0 && l1 > 0 && l0+l1 == 64 {
+			t.Logf("lanes split %v / %v", l0, l1)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lanes not split between the replicas after 30s: %v / %v", l0, l1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -275,5 +293,13 @@ func TestTwoReplicasKeepKeyOrder(t *testing.T) {
 	per := checkKeyOrder(t, recs)
 	if len(per) != keys {
 		t.Fatalf("%d keys, want %d", len(per), keys)
+	}
+	// Both relayed: each leased its share of the lanes.
+	for i, p := range procs {
+		pub := metric(t, p.adminAddr, "evproxy_outbox_published_total")
+		t.Logf("process %d published %v records", i, pub)
+		if pub == 0 {
+			t.Errorf("process %d published nothing: the lanes were not shared", i)
+		}
 	}
 }

@@ -463,7 +463,7 @@ func TestMigrate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []rec{{1, "outbox"}}; !slices.Equal(got, want) {
+		if want := []rec{{1, "outbox"}, {2, "relay"}}; !slices.Equal(got, want) {
 			t.Errorf("migrations recorded %v, want %v", got, want)
 		}
 	})

@@ -200,17 +200,29 @@ LIMIT 1`
 	UPDATE {{schema}}.lane l
 	SET owner = NULL, lease_until = NULL
 	WHERE l.lane IN (SELECT lane FROM mine) AND l.lane NOT IN (SELECT lane FROM keep)
+), beat AS (
+	INSERT INTO {{schema}}.relay (owner, seen_until)
+	VALUES ($1, now() + $2::bigint * interval '1 microsecond')
+	ON CONFLICT (owner) DO UPDATE SET seen_until = excluded.seen_until
+), forget AS (
+	DELETE FROM {{schema}}.relay WHERE seen_until < now() - interval '1 hour'
 )
 SELECT lane FROM renew ORDER BY lane`
 
 	// $1 owner, $2 lanes (NULL: all of the owner's).
-	sqlLaneRelease = `UPDATE {{schema}}.lane
+	sqlLaneRelease = `WITH gone AS (
+	DELETE FROM {{schema}}.relay WHERE owner = $1 AND $2::smallint[] IS NULL
+)
+UPDATE {{schema}}.lane
 SET owner = NULL, lease_until = NULL
 WHERE owner = $1 AND ($2::smallint[] IS NULL OR lane = ANY($2::smallint[]))`
 
 	// $1 owner to leave out.
-	sqlLaneOwners = `SELECT count(DISTINCT owner) FROM {{schema}}.lane
-WHERE owner IS NOT NULL AND owner <> $1 AND lease_until > now()`
+	sqlLaneOwners = `SELECT count(*) FROM (
+	SELECT owner FROM {{schema}}.relay WHERE owner <> $1 AND seen_until > now()
+	UNION
+	SELECT owner FROM {{schema}}.lane WHERE owner IS NOT NULL AND owner <> $1 AND lease_until > now()
+) o`
 
 	// deadLetterFilter selects dead letters: $1 ids (NULL: all), $2 topic
 	// ('': all), $3 since, $4 until (NULL: open), $5 unpublished only,

@@ -268,6 +268,12 @@ func (e executor) LaneAcquire(ctx context.Context, p *outbox.LaneAcquireParams) 
 	var held []int32
 	err := e.write(ctx, func(q querier) error {
 		held = held[:0]
+		if _, err := q.ExecContext(ctx, qRelayBeat, p.Owner, exp); err != nil {
+			return err
+		}
+		if _, err := q.ExecContext(ctx, qRelayForget, now.Add(-time.Hour).UnixMilli()); err != nil {
+			return err
+		}
 		if _, err := q.ExecContext(ctx, qLaneRenew, p.Owner, exp); err != nil {
 			return err
 		}
@@ -312,14 +318,19 @@ func (e executor) LaneRelease(ctx context.Context, p *outbox.LaneReleaseParams) 
 		lanes = jsonInts(p.Lanes)
 	}
 	err := e.write(ctx, func(q querier) error {
+		if p.Lanes == nil {
+			if _, err := q.ExecContext(ctx, qRelayGone, p.Owner); err != nil {
+				return err
+			}
+		}
 		_, err := q.ExecContext(ctx, qLaneRelease, p.Owner, lanes)
 		return err
 	})
 	return wrapErr("lane release", err)
 }
 
-// LaneOwners counts the owners other than owner that hold an unexpired
-// lease.
+// LaneOwners counts the live relays other than owner: those whose last
+// LaneAcquire is within its TTL, or that hold an unexpired lease.
 func (e executor) LaneOwners(ctx context.Context, owner string) (int, error) {
 	var n int
 	err := e.read.QueryRowContext(ctx, qLaneOwners, owner, time.Now().UnixMilli()).Scan(&n)

@@ -126,7 +126,16 @@ WHERE lane IN (
 	qLaneHeld    = `SELECT lane FROM lane WHERE owner = ?1 ORDER BY lane`
 	qLaneRelease = `UPDATE lane SET owner = NULL, expires_at = 0
 WHERE owner = ?1 AND (?2 IS NULL OR lane IN (SELECT value FROM json_each(?2)))`
-	qLaneOwners = `SELECT count(DISTINCT owner) FROM lane WHERE owner IS NOT NULL AND owner <> ?1 AND expires_at > ?2`
+	qLaneOwners = `SELECT count(*) FROM (
+	SELECT owner FROM relay WHERE owner <> ?1 AND seen_until > ?2
+	UNION
+	SELECT owner FROM lane WHERE owner IS NOT NULL AND owner <> ?1 AND expires_at > ?2)`
+	// qRelayBeat records ?1 as a live relay until ?2 and forgets relays
+	// not seen since ?3.
+	qRelayBeat = `INSERT INTO relay (owner, seen_until) VALUES (?1, ?2)
+ON CONFLICT (owner) DO UPDATE SET seen_until = excluded.seen_until`
+	qRelayForget = `DELETE FROM relay WHERE seen_until < ?1`
+	qRelayGone   = `DELETE FROM relay WHERE owner = ?1`
 
 	// deadColumnsReplay are what DeadLetterReplay reads of a dead letter.
 	deadColumnsReplay = `d.id, d.topic, d.key`

@@ -229,7 +229,7 @@ func TestMigrate(t *testing.T) {
 		return vs
 	}
 	tables := func() []string {
-		rows, err := s.db.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('outbox', 'lane', 'dead_letter') ORDER BY name")
+		rows, err := s.db.QueryContext(ctx, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('outbox', 'lane', 'dead_letter', 'relay') ORDER BY name")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,10 +245,10 @@ func TestMigrate(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := versions(); !slices.Equal(got, []int{1}) {
-		t.Fatalf("migration versions %v, want [1]", got)
+	if got := versions(); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("migration versions %v, want [1 2]", got)
 	}
-	if got := tables(); !slices.Equal(got, []string{"dead_letter", "lane", "outbox"}) {
+	if got := tables(); !slices.Equal(got, []string{"dead_letter", "lane", "outbox", "relay"}) {
 		t.Fatalf("tables %v", got)
 	}
 	// Down and up again.
@@ -271,7 +271,7 @@ func TestMigrate(t *testing.T) {
 		t.Fatal("GetMigrationFS(main) = nil")
 	}
 	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil || !slices.Equal(names, []string{"001_outbox.down.sql", "001_outbox.up.sql"}) {
+	if err != nil || !slices.Equal(names, []string{"001_outbox.down.sql", "001_outbox.up.sql", "002_relay.down.sql", "002_relay.up.sql"}) {
 		t.Errorf("migration files %v, %v", names, err)
 	}
 	if s.GetMigrationFS("nope") != nil {

@@ -950,8 +950,9 @@ func (s *suite) testLanes(t *testing.T) {
 		if c := acquire(t, st, "c", time.Minute, 32); len(c) != 0 {
 			t.Fatalf("c got %v with every lane leased", c)
 		}
-		if n := owners(t, st, "a"); n != 1 {
-			t.Errorf("LaneOwners(a) = %d, want 1", n)
+		// c holds no lane but is a live relay: it counts.
+		if n := owners(t, st, "a"); n != 2 {
+			t.Errorf("LaneOwners(a) = %d, want 2 (b, and c without lanes)", n)
 		}
 		if n := owners(t, st, "c"); n != 2 {
 			t.Errorf("LaneOwners(c) = %d, want 2", n)
@@ -982,6 +983,10 @@ func (s *suite) testLanes(t *testing.T) {
 		if got := acquire(t, st, "b", time.Minute, 32); len(got) != 0 {
 			t.Fatalf("b got %v while a holds all", got)
 		}
+		// b holds nothing, but a must see it to compute its share.
+		if n := owners(t, st, "a"); n != 1 {
+			t.Fatalf("LaneOwners(a) = %d with b waiting for lanes, want 1", n)
+		}
 		// A second replica appeared: a shrinks to its share.
 		if got := acquire(t, st, "a", time.Minute, 32); !slices.Equal(got, seq(0, 32)) {
 			t.Fatalf("a shrunk to %v, want the lowest 32", got)
@@ -992,8 +997,12 @@ func (s *suite) testLanes(t *testing.T) {
 		if got := acquire(t, st, "a", time.Minute, 0); len(got) != 0 {
 			t.Fatalf("a with Max 0 = %v", got)
 		}
+		if n := owners(t, st, "b"); n != 1 {
+			t.Errorf("LaneOwners(b) = %d, want 1 (a is alive without lanes)", n)
+		}
+		release(t, st, "a", nil)
 		if n := owners(t, st, "b"); n != 0 {
-			t.Errorf("LaneOwners(b) = %d, want 0", n)
+			t.Errorf("LaneOwners(b) = %d after a released everything, want 0", n)
 		}
 	})
 
