@@ -154,8 +154,10 @@ func TestUpstreamConnectionLossLosesNothing(t *testing.T) {
 	}
 	var seen atomic.Int32
 	s.Upstream.ControlKey(0, func(kmsg.Request) (kmsg.Response, error, bool) {
+		// evproxy coalesces client batches into few upstream requests
+		// (8 in one CI run for these 3000 records): drop early ones.
 		switch seen.Add(1) {
-		case 3, 10:
+		case 2, 4:
 			s.Upstream.KeepControl()
 			return nil, errors.New("injected connection drop"), true
 		case 20:
@@ -169,7 +171,7 @@ func TestUpstreamConnectionLossLosesNothing(t *testing.T) {
 	recs := readAll(t, s.UpstreamAddr, "connloss", n)
 	dups := checkKeyOrder(t, recs, n)
 	t.Logf("%d records, %d duplicates after 2 upstream connection drops", n, dups)
-	if seen.Load() < 10 {
+	if seen.Load() < 4 {
 		t.Fatalf("only %d produce requests seen; the drops were not exercised", seen.Load())
 	}
 }
