@@ -47,7 +47,8 @@ route "direct" {
 func TestOutboxDeliversInOrderWithEventIDs(t *testing.T) {
 	t.Parallel()
 	kf := startKafka(t)
-	a := startApp(t, kf.ListenAddrs()[0], pgOutbox(newSchema(t))+outboxRoutes)
+	schema := newSchema(t)
+	a := startApp(t, kf.ListenAddrs()[0], pgOutbox(schema)+outboxRoutes)
 	cl := producer(t, a.ProxyAddr(), kgo.MaxBufferedRecords(2000))
 	const n, keys = 3000, 30
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -66,6 +67,18 @@ func TestOutboxDeliversInOrderWithEventIDs(t *testing.T) {
 		}
 	}
 	recs := consume(t, kf.ListenAddrs()[0], "orders", n, 60*time.Second)
+	// Published rows are deleted: the table does not grow.
+	conn, err := pgx.Connect(ctx, databaseURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for left := -1; left != 0; {
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+schema+".outbox").Scan(&left); err != nil {
+			t.Fatalf("%v (%d rows left)", err, left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	per := checkKeyOrder(t, recs)
 	if len(per) != keys {
 		t.Fatalf("%d keys arrived, want %d", len(per), keys)
