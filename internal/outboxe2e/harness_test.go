@@ -127,41 +127,10 @@ func producer(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// consume reads exactly n records of topic from the upstream (waiting up to
-// timeout), then checks for 300ms that no more arrive.
+// consume reads exactly n records of topic from the upstream.
 func consume(t testing.TB, addr, topic string, n int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []*kgo.Record
-	for len(out) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("topic %s: read %d of %d records in %s", topic, len(out), n, timeout)
-		}
-		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	extra, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel2()
-	for extra.Err() == nil {
-		cl.PollFetches(extra).EachRecord(func(r *kgo.Record) { out = append(out, r) })
-	}
-	if len(out) != n {
-		t.Fatalf("topic %s: %d records, want exactly %d", topic, len(out), n)
-	}
-	return out
+	return proxytest.Consume(t, addr, topic, n, timeout)
 }
 
-func header(r *kgo.Record, name string) (string, bool) {
-	for _, h := range r.Headers {
-		if h.Key == name {
-			return string(h.Value), true
-		}
-	}
-	return "", false
-}
+func header(r *kgo.Record, name string) (string, bool) { return proxytest.Header(r, name) }
