@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,13 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/evproxy/evproxy/internal/config"
 )
 
 // TestQuickRun runs the whole benchmark with tiny numbers so that the tool
 // keeps working: every row is printed and every ratio is positive. It
 // checks no performance figure. Of the plugin scenarios it runs one,
-// header-c with the timeout, when its .wasm exists or can be built.
+// header-c with the timeout, when its .wasm exists or can be built. The
+// outbox scenarios run when PostgreSQL answers at -outbox-db's default
+// address; otherwise the table must say they were skipped.
 func TestQuickRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds evproxy and runs it as a process")
@@ -25,7 +30,8 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	o, err := parseFlags([]string{"-quick", "-records", "20000", "-rate", "10000", "-duration", "1s"}, &log)
+	o, err := parseFlags([]string{"-quick", "-records", "20000", "-rate", "10000", "-duration", "1s",
+		"-outbox-records", "5000", "-drain-duration", "2s"}, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,8 +93,135 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("plugin ratio = %v, want > 0", r)
 		}
 	}
+	checkOutboxRows(t, rep, table)
 	if t.Failed() {
 		t.Logf("progress:\n%s", log.String())
+	}
+}
+
+// checkOutboxRows checks the outbox rows of a quick run: present with
+// positive figures, or skipped with a note.
+func checkOutboxRows(t *testing.T, rep *report, table string) {
+	t.Helper()
+	if rep.outboxErr != nil {
+		t.Errorf("outbox scenarios failed: %v", rep.outboxErr)
+		return
+	}
+	if rep.outboxSkipped != "" {
+		t.Logf("outbox scenarios skipped: %s", rep.outboxSkipped)
+		if !strings.Contains(table, "\nSkipped: ") || !strings.Contains(table, "| outbox ack throughput ≥ 0.60× raw pgx COPY: skipped, ") {
+			t.Errorf("no skip note for the outbox rows in:\n%s", table)
+		}
+		return
+	}
+	for _, row := range []string{
+		"| raw pgx COPY (4 connections, 1000-row transactions) |", "| evproxy, outbox route (relay running) |",
+		"| relay draining the ", "| outbox ack throughput ≥ 0.60× raw pgx COPY |", "| relay drain ÷ ingest ≥ 1.00 over 2s",
+	} {
+		if !strings.Contains(table, "\n"+row) {
+			t.Errorf("no row starting %q in:\n%s", row, table)
+		}
+	}
+	if len(rep.outbox) != 1 {
+		t.Fatalf("%d outbox rounds, want 1", len(rep.outbox))
+	}
+	x := rep.outbox[0]
+	if !(x.copy.rowsPerSec > 0) || !(x.ack.rowsPerSec > 0) || x.ack.rows != 5000 || x.ack.commits < 1 {
+		t.Errorf("outbox round: COPY %+v, ack %+v; want positive rates and 5000 rows committed", x.copy, x.ack)
+	}
+	if x.steady.sent == 0 || !(x.steady.ingest > 0) || !(x.steady.drain > 0) || x.steady.p50 <= 0 {
+		t.Errorf("steady load %+v: want records sent, positive rates and latencies", x.steady)
+	}
+	if r := rep.copyRatio(); !(r > 0) {
+		t.Errorf("outbox / COPY ratio = %v, want > 0", r)
+	}
+	// The schema was dropped.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, rep.opt.outbox.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_namespace WHERE nspname = $1", x.schema).Scan(&n); err != nil || n != 0 {
+		t.Errorf("schema %s: %d left (err %v), want dropped", x.schema, n, err)
+	}
+}
+
+func TestOutboxConfig(t *testing.T) {
+	t.Parallel()
+	for _, batch := range []int{0, 2000} {
+		src := outboxConfigText("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", defaultOutboxDB, "evproxy_bench_0123abcd", batch)
+		cfg, err := config.Parse(src, "bench.hcl")
+		if err != nil {
+			t.Fatalf("config: %v\n%s", err, src)
+		}
+		if !cfg.Outbox.Enabled || cfg.Outbox.DatabaseURL != defaultOutboxDB || cfg.Outbox.Schema != "evproxy_bench_0123abcd" {
+			t.Errorf("outbox block %+v\n%s", cfg.Outbox, src)
+		}
+		if batch > 0 && cfg.Outbox.BatchSize != batch {
+			t.Errorf("batch_size %d, want %d", cfg.Outbox.BatchSize, batch)
+		}
+		if len(cfg.Routes) != 1 || cfg.Routes[0].Delivery != "outbox" || !slices.Equal(cfg.Routes[0].Topics, []string{"bench*"}) || cfg.Admin.Listen != "127.0.0.1:2" {
+			t.Errorf("routes %+v, admin %q\n%s", cfg.Routes, cfg.Admin.Listen, src)
+		}
+	}
+}
+
+func TestParseOutboxMetrics(t *testing.T) {
+	t.Parallel()
+	const text = `# HELP evproxy_outbox_written_total Records committed to the outbox by the proxy.
+# TYPE evproxy_outbox_written_total counter
+evproxy_outbox_written_total 2.5e+06
+evproxy_outbox_published_total 2.4e+06
+evproxy_outbox_pending{topic="bench"} 90000
+evproxy_outbox_pending{topic="other"} 10000
+evproxy_outbox_oldest_pending_seconds 1.5
+evproxy_outbox_commit_seconds_bucket{le="0.01"} 3
+evproxy_outbox_commit_seconds_sum 2
+evproxy_outbox_commit_seconds_count 100
+evproxy_outbox_claim_seconds_sum 1
+evproxy_outbox_claim_seconds_count 50
+evproxy_outbox_publish_seconds_sum 0.5
+evproxy_outbox_publish_seconds_count 40
+evproxy_outbox_breaker_transitions_total{to="open"} 0
+evproxy_records_total{topic="bench"} 7
+`
+	m, err := parseOutboxMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := outboxMetrics{written: 2_500_000, published: 2_400_000, pending: 100_000, oldest: 1.5, commitSum: 2, commitCount: 100,
+		claimSum: 1, claimCount: 50, publishSum: 0.5, publishCount: 40, hasWritten: true, hasPublished: true}
+	if m != want {
+		t.Errorf("metrics %+v, want %+v", m, want)
+	}
+	if m.lag() != 100_000 {
+		t.Errorf("lag %d, want 100000", m.lag())
+	}
+	n, avg := m.commitsSince(outboxMetrics{})
+	if n != 100 || avg != 20*time.Millisecond {
+		t.Errorf("commits %v of %v, want 100 of 20ms", n, avg)
+	}
+	r := m.relaySince(outboxMetrics{published: 2_380_000})
+	if r.rounds != 40 || r.rowsPerRound != 500 || r.claim != 20*time.Millisecond || r.publish != 12500*time.Microsecond || r.claimsPerRounds != 1.25 {
+		t.Errorf("relay %+v", r)
+	}
+}
+
+func TestLoopbackHost(t *testing.T) {
+	t.Parallel()
+	for host, want := range map[string]bool{
+		"127.0.0.1": true, "::1": true, "localhost": true, "127.0.0.2": true, "/var/run/postgresql": true,
+		"10.0.0.1": false, "db.example.com": false, "0.0.0.0": false, "": false,
+	} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+	if _, _, err := checkOutboxDB(context.Background(), "postgres://postgres@db.example.com:5432/test"); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Errorf("checkOutboxDB of a remote host: %v, want a loopback error", err)
 	}
 }
 
@@ -198,5 +331,23 @@ func TestWorkloadValues(t *testing.T) {
 				t.Fatalf("size %d: record %d has %d fields, want 9: %s", size, i, len(m), r.Value)
 			}
 		}
+	}
+}
+
+func TestSlope(t *testing.T) {
+	t.Parallel()
+	t0 := time.Unix(1000, 0)
+	var ms []outboxMetrics
+	for i := range 10 {
+		jitter := float64(i%2) * 300 // the lag's jitter
+		ms = append(ms, outboxMetrics{at: t0.Add(time.Duration(i) * time.Second), written: 1000 * float64(i), published: 1000*float64(i) - 500 - jitter})
+	}
+	w := slope(ms, func(m outboxMetrics) float64 { return m.written })
+	p := slope(ms, func(m outboxMetrics) float64 { return m.published })
+	if math.Abs(w-1000) > 1e-9 || math.Abs(p/w-1) > 0.01 {
+		t.Errorf("slopes written %v, published %v; want 1000 and within 1%% of it", w, p)
+	}
+	if s := slope(ms[:1], func(m outboxMetrics) float64 { return m.written }); s != 0 {
+		t.Errorf("slope of one sample = %v, want 0", s)
 	}
 }

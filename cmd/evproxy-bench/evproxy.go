@@ -120,6 +120,18 @@ func startProxy(ctx context.Context, bin, dir, broker string, plugin *proxyPlugi
 	if err := os.WriteFile(cfgPath, proxyConfigText(addr, admin, broker, plugin), 0o600); err != nil {
 		return nil, err
 	}
+	// Plugins are compiled before evproxy listens.
+	wait := 15 * time.Second
+	if plugin != nil {
+		wait = time.Minute
+	}
+	return launchProxy(ctx, bin, cfgPath, addr, admin, wait)
+}
+
+// launchProxy runs bin with the configuration at cfgPath, which listens on
+// addr (and serves its admin API on admin, "" when it has none), and waits
+// up to wait until it accepts connections.
+func launchProxy(ctx context.Context, bin, cfgPath, addr, admin string, wait time.Duration) (*proxyProc, error) {
 	p := &proxyProc{addr: addr, admin: admin, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "run", "-c", cfgPath, "--log-format", "console")
 	p.cmd.Stdout = p.stderr
@@ -133,11 +145,7 @@ func startProxy(ctx context.Context, bin, dir, broker string, plugin *proxyPlugi
 		close(p.exited)
 	}()
 	// Poll until the listener answers; bounded in time and by the
-	// process exiting. Plugins are compiled before evproxy listens.
-	wait := 15 * time.Second
-	if plugin != nil {
-		wait = time.Minute
-	}
+	// process exiting.
 	deadline := time.Now().Add(wait)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -3,6 +3,7 @@
 // the broker, from one run, printed as a markdown table (docs/benchmarks.md).
 //
 //	go run ./cmd/evproxy-bench [-quick] [-records N] [-rounds N] [-rate N] [-duration D] [-plugins=false]
+//	    [-outbox=false | -outbox-only] [-drain-duration D] [-drain-rate N]
 //
 // The broker is franz-go's kfake in this process with BlackholeProduce (it
 // acknowledges without storing). evproxy is built from ./cmd/evproxy and runs
@@ -33,6 +34,22 @@
 // Latency: -rate records per second for -duration with linger 0, paced by a
 // ticker issuing small bursts; the latency of a record is the time from its
 // Produce call to its promise. The added latency is evproxy minus direct.
+//
+// Outbox (-outbox, on by default; -outbox-only skips everything else): on
+// the PostgreSQL at -outbox-db (loopback only), in a fresh schema per round
+// that evproxy migrate creates and the round drops. Ack throughput:
+// -outbox-records records of -outbox-value-size bytes over -outbox-keys keys
+// through an evproxy whose only route has delivery = "outbox", with the
+// relay running and publishing to kfake; then the relay drains what is
+// left with no ingest. The baseline is pgx CopyFrom of as many rows with
+// the same columns into the same table, -copy-conns connections,
+// -copy-tx-rows rows per transaction, synchronous_commit on. Relay drain
+// vs ingest: a steady load (-drain-rate, or 75% of the round's ack
+// throughput) for -drain-duration, with evproxy's outbox counters and
+// gauges sampled every second from its /metrics; drain ÷ ingest, the
+// largest lag, and how soon the lag is gone after the load. CPU is split
+// between this process, evproxy, PostgreSQL and the rest. When PostgreSQL
+// does not answer, the outbox rows are skipped with a note.
 //
 // Progress goes to stderr, the tables to stdout. The exit status is non-zero
 // only when the benchmark could not run; missed targets are reported as
@@ -68,6 +85,8 @@ type options struct {
 	quick         bool
 	// plugins are the plugin scenarios (-plugins: all of them).
 	plugins []scenario
+	// outbox are the outbox scenarios' settings (outbox.go).
+	outbox outboxOptions
 }
 
 func main() {
@@ -101,13 +120,25 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.evproxyBin, "evproxy", "", "evproxy binary to run (default: build ./cmd/evproxy of the enclosing module)")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 200k records, 3s latency runs (explicit flags still win)")
 	withPlugins := fs.Bool("plugins", true, "also run the plugin scenarios (header-c and Go enrich, with and without the per-call timeout)")
+	ob := &o.outbox
+	fs.BoolVar(&ob.enabled, "outbox", true, "also run the outbox scenarios (PostgreSQL at -outbox-db): ack throughput vs raw COPY, relay drain vs ingest")
+	fs.BoolVar(&ob.only, "outbox-only", false, "run only the outbox scenarios")
+	fs.StringVar(&ob.dbURL, "outbox-db", defaultOutboxDB, "PostgreSQL of the outbox scenarios, on a loopback address; each round creates and drops a schema evproxy_bench_*")
+	fs.IntVar(&ob.records, "outbox-records", 200_000, "records of the outbox ack throughput run, and rows of the COPY baseline")
+	fs.IntVar(&ob.valueSize, "outbox-value-size", 100, "record value size in bytes in the outbox scenarios")
+	fs.IntVar(&ob.keys, "outbox-keys", 1000, "distinct record keys in the outbox scenarios")
+	fs.DurationVar(&ob.steadyDur, "drain-duration", time.Minute, "length of the steady load of the relay drain scenario")
+	fs.IntVar(&ob.steadyRate, "drain-rate", 0, "records/s of the steady load (0: 75% of the round's outbox ack throughput)")
+	fs.IntVar(&ob.copyConns, "copy-conns", 4, "connections of the COPY baseline")
+	fs.IntVar(&ob.copyTxRows, "copy-tx-rows", 1000, "rows per COPY transaction of the COPY baseline")
+	fs.IntVar(&ob.batchSize, "outbox-batch-size", 0, "the relay's batch_size (0: evproxy's default)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if *withPlugins {
+	if *withPlugins && !ob.only {
 		o.plugins = pluginScenarios()
 	}
 	if o.quick {
@@ -118,6 +149,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 		if !set["duration"] {
 			o.duration = 3 * time.Second
+		}
+		if !set["drain-duration"] {
+			ob.steadyDur = 5 * time.Second
 		}
 	}
 	switch {
@@ -143,6 +177,24 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-max-buffered must be at least 1")
 	case o.runTimeout <= 0:
 		return o, errors.New("-run-timeout must be positive")
+	case ob.only && !ob.enabled:
+		return o, errors.New("-outbox-only needs -outbox")
+	case ob.records < 1:
+		return o, errors.New("-outbox-records must be at least 1")
+	case ob.valueSize < 1:
+		return o, errors.New("-outbox-value-size must be at least 1")
+	case ob.keys < 1:
+		return o, errors.New("-outbox-keys must be at least 1")
+	case ob.steadyDur < time.Second:
+		return o, errors.New("-drain-duration must be at least 1s")
+	case ob.steadyRate < 0:
+		return o, errors.New("-drain-rate must not be negative")
+	case ob.copyConns < 1:
+		return o, errors.New("-copy-conns must be at least 1")
+	case ob.copyTxRows < 1:
+		return o, errors.New("-copy-tx-rows must be at least 1")
+	case ob.batchSize < 0 || ob.batchSize > 100_000:
+		return o, errors.New("-outbox-batch-size must be between 0 and 100000")
 	}
 	return o, nil
 }
@@ -170,7 +222,13 @@ func runOptions(ctx context.Context, o options, stdout, stderr io.Writer) (*repo
 			return nil, err
 		}
 	}
-	b := &bench{opt: o, bin: bin, tmp: tmp, log: stderr, work: newWorkload(o.valueSize, o.keys)}
+	b := &bench{opt: o, bin: bin, tmp: tmp, log: stderr}
+	if !o.outbox.only {
+		b.work = newWorkload(o.valueSize, o.keys)
+	}
+	if o.outbox.enabled {
+		b.outboxWork = newWorkload(o.outbox.valueSize, o.outbox.keys)
+	}
 	if len(o.plugins) > 0 {
 		b.pluginPaths, b.pluginSkipped = preparePlugins(ctx, o.plugins, tmp, stderr)
 		if err := ctx.Err(); err != nil {
@@ -187,5 +245,9 @@ func runOptions(ctx context.Context, o options, stdout, stderr io.Writer) (*repo
 		return nil, err
 	}
 	rep.write(stdout)
+	if rep.outboxErr != nil {
+		// The other tables are printed; the outbox scenarios failed.
+		return rep, rep.outboxErr
+	}
 	return rep, nil
 }

@@ -90,3 +90,55 @@ func machineBusy() (time.Duration, error) {
 	}
 	return time.Duration(sum) * clockTick, nil
 }
+
+// postgresCPU is the CPU time PostgreSQL used so far: user plus system
+// time of every live process named postgres, plus the time of the exited
+// ones its postmaster reaped (cutime and cstime of a postgres process whose
+// parent is not postgres). found is false when no such process is visible
+// (a server elsewhere, or in another PID namespace).
+func postgresCPU() (d time.Duration, found bool, err error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, false, err
+	}
+	type proc struct {
+		ppid      int
+		own, kids int64 // clock ticks
+	}
+	procs := map[int]proc{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		lp, rp := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+		if lp < 0 || rp < lp || string(b[lp+1:rp]) != "postgres" {
+			continue
+		}
+		f := strings.Fields(string(b[rp+1:]))
+		// f[1] is field 4 (ppid); utime, stime, cutime, cstime are
+		// fields 14 to 17.
+		if len(f) < 15 {
+			continue
+		}
+		var n [5]int64
+		for i, j := range []int{1, 11, 12, 13, 14} {
+			if n[i], err = strconv.ParseInt(f[j], 10, 64); err != nil {
+				return 0, false, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+			}
+		}
+		procs[pid] = proc{ppid: int(n[0]), own: n[1] + n[2], kids: n[3] + n[4]}
+	}
+	var ticks int64
+	for _, p := range procs {
+		ticks += p.own
+		if _, child := procs[p.ppid]; !child {
+			ticks += p.kids // the postmaster: backends that exited
+		}
+	}
+	return time.Duration(ticks) * clockTick, len(procs) > 0, nil
+}

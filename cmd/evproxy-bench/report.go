@@ -63,6 +63,12 @@ type report struct {
 	latProxy      []latencyRun
 	plugins       []scenario        // the plugin scenarios that ran
 	pluginSkipped map[string]string // plugins whose scenarios were skipped, and why
+
+	outbox        []outboxRound // the outbox scenarios' rounds that completed
+	outboxSkipped string        // why the outbox scenarios did not run
+	outboxErr     error         // why they stopped
+	pgSettings    string        // the database's version and durability settings
+	pgWarning     string        // settings of the database that skew the figures
 }
 
 // passThrough and direct are the runs the plugin scenarios compare with.
@@ -177,6 +183,35 @@ func (r *report) write(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 
+	if !o.outbox.only {
+		r.writeProxy(w)
+	}
+	r.writeOutbox(w)
+
+	fmt.Fprintln(w, "\n### Targets")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | measured | result |")
+	fmt.Fprintln(w, "|---|--:|---|")
+	var goals []goal
+	var skipped []string
+	if !o.outbox.only {
+		goals, skipped = r.pluginGoals()
+		goals = append(r.goals(), goals...)
+	}
+	og, oskip := r.outboxGoals()
+	goals, skipped = append(goals, og...), append(skipped, oskip...)
+	for _, t := range goals {
+		fmt.Fprintf(w, "| %s | %s | %s |\n", t.name, t.measured, passFail(t.pass))
+	}
+	for _, s := range skipped {
+		fmt.Fprintf(w, "| %s | – | – |\n", s)
+	}
+	fmt.Fprintf(w, "\nTotal run time %s.\n", r.end.Sub(r.start).Round(time.Second))
+}
+
+// writeProxy prints the throughput, plugin and latency tables.
+func (r *report) writeProxy(w io.Writer) {
+	o := r.opt
 	fmt.Fprintf(w, "### Throughput\n\n%s records of %d B, %d keys, %d partitions, linger %s, batch max %d KiB, acks=all, idempotent.\n\n",
 		fmtCount(float64(o.records)), o.valueSize, o.keys, o.partitions, o.linger, o.batchMaxBytes>>10)
 	fmt.Fprintln(w, "| path | compression | records/s | wire MB/s | vs direct | request p50 | request p99 | cores: bench / evproxy / others | evproxy CPU/record | evproxy peak RSS | target | result |")
@@ -236,19 +271,6 @@ func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "| added (evproxy − direct) | | %s | %s | %s | | | p50 ≤ %s, p99 ≤ %s | %s |\n",
 		fmtAdded(a50), fmtAdded(a99), fmtAdded(a999), fmtAdded(targetAddedP50), fmtAdded(targetAddedP99),
 		passFail(a50 <= targetAddedP50 && a99 <= targetAddedP99))
-
-	fmt.Fprintln(w, "\n### Targets")
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| target | measured | result |")
-	fmt.Fprintln(w, "|---|--:|---|")
-	goals, skipped := r.pluginGoals()
-	for _, t := range append(r.goals(), goals...) {
-		fmt.Fprintf(w, "| %s | %s | %s |\n", t.name, t.measured, passFail(t.pass))
-	}
-	for _, s := range skipped {
-		fmt.Fprintf(w, "| %s | – | – |\n", s)
-	}
-	fmt.Fprintf(w, "\nTotal run time %s.\n", r.end.Sub(r.start).Round(time.Second))
 }
 
 // writePlugins prints the plugin scenarios' table, if any ran or were
@@ -341,6 +363,11 @@ func (r *report) others() (med, hi float64) {
 	}
 	for _, x := range append(slices.Clone(r.latDirect), r.latProxy...) {
 		cs = append(cs, x.use.cores(x.use.other))
+	}
+	for _, x := range r.outbox {
+		for _, u := range []usage{x.copy.use, x.ack.use, x.steady.use} {
+			cs = append(cs, u.cores(u.other))
+		}
 	}
 	if len(cs) == 0 {
 		return 0, 0

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,8 @@ type bench struct {
 	tmp  string // scratch directory (configs)
 	log  io.Writer
 	work *workload
+	// outboxWork are the records of the outbox scenarios.
+	outboxWork *workload
 
 	// The plugin scenarios: those to run (their .wasm is in
 	// pluginPaths) and the plugins skipped, with the reason.
@@ -59,6 +62,38 @@ type latencyRun struct {
 func (b *bench) runAll(ctx context.Context) (*report, error) {
 	rep := &report{opt: b.opt, start: time.Now(), plugins: b.plugins, pluginSkipped: b.pluginSkipped}
 	rep.thr = map[scenario][]throughputRun{}
+	if !b.opt.outbox.only {
+		if err := b.runRounds(ctx, rep); err != nil {
+			return nil, err
+		}
+	}
+	if b.opt.outbox.enabled {
+		settings, warning, err := checkOutboxDB(ctx, b.opt.outbox.dbURL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			// pgx's connect errors list every address tried, one a line.
+			rep.outboxSkipped = strings.Join(strings.Fields(err.Error()), " ")
+			fmt.Fprintf(b.log, "outbox: skipping its rows: %v\n", err)
+		} else {
+			rep.pgSettings, rep.pgWarning = settings, warning
+			if warning != "" {
+				fmt.Fprintf(b.log, "outbox: %s\n", warning)
+			}
+			rep.outbox, rep.outboxErr = b.outboxRounds(ctx)
+			if rep.outboxErr != nil && ctx.Err() != nil {
+				return nil, rep.outboxErr
+			}
+		}
+	}
+	rep.end = time.Now()
+	return rep, nil
+}
+
+// runRounds runs every round of the throughput, plugin and latency
+// scenarios, interleaved.
+func (b *bench) runRounds(ctx context.Context, rep *report) error {
 	for round := range b.opt.rounds {
 		// Odd rounds run evproxy first, so neither side always runs
 		// on a warmer machine.
@@ -79,7 +114,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 			for _, sc := range group {
 				r, err := b.throughput(ctx, sc)
 				if err != nil {
-					return nil, fmt.Errorf("round %d, throughput %s: %w", round+1, sc, err)
+					return fmt.Errorf("round %d, throughput %s: %w", round+1, sc, err)
 				}
 				note := ""
 				if sc.plugin != "" {
@@ -95,7 +130,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 		for _, via := range order {
 			r, err := b.latency(ctx, via)
 			if err != nil {
-				return nil, fmt.Errorf("round %d, latency %s: %w", round+1, pathName(via), err)
+				return fmt.Errorf("round %d, latency %s: %w", round+1, pathName(via), err)
 			}
 			fmt.Fprintf(b.log, "round %d/%d  latency     %-16s %12s rec/s offered    %8d requests of %5.1f records  record p50 %s p99 %s p99.9 %s%s\n",
 				round+1, b.opt.rounds, pathName(via), fmtCount(r.achieved), r.requests, float64(r.sent)/max(float64(r.requests), 1), fmtDur(r.p50), fmtDur(r.p99), fmtDur(r.p999), cpuNote(r.use, via, r.proxyRSS))
@@ -106,8 +141,7 @@ func (b *bench) runAll(ctx context.Context) (*report, error) {
 			}
 		}
 	}
-	rep.end = time.Now()
-	return rep, nil
+	return nil
 }
 
 func cpuNote(u usage, proxy bool, rss int64) string {

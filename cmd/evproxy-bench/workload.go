@@ -126,6 +126,9 @@ type target struct {
 	broker *kfake.Cluster
 	proxy  *proxyProc // nil when direct
 	addr   string
+	// pg makes meters measure PostgreSQL's CPU time apart from the
+	// other processes' (the outbox scenarios).
+	pg bool
 }
 
 // startTarget starts a fresh broker and, when viaProxy, an evproxy in front
@@ -182,6 +185,7 @@ type usage struct {
 	elapsed time.Duration
 	self    time.Duration // this process: producer and kfake
 	proxy   time.Duration // evproxy (0 when direct)
+	pg      time.Duration // PostgreSQL (0 unless the target measures it)
 	other   time.Duration // every other process of the machine
 }
 
@@ -195,34 +199,38 @@ func (u usage) cores(d time.Duration) float64 {
 // meter measures usage from its creation until stop. Figures it cannot
 // read (no /proc) stay 0.
 type meter struct {
-	t                  *target
-	start              time.Time
-	self, proxy, total time.Duration
+	t                      *target
+	start                  time.Time
+	self, proxy, pg, total time.Duration
 }
 
 func (t *target) meter() *meter {
 	m := &meter{t: t}
-	m.self, m.proxy, m.total = t.cpuNow()
+	m.self, m.proxy, m.pg, m.total = t.cpuNow()
 	m.start = time.Now()
 	return m
 }
 
 func (m *meter) stop() usage {
 	elapsed := time.Since(m.start)
-	self, proxy, total := m.t.cpuNow()
-	u := usage{elapsed: elapsed, self: self - m.self, proxy: proxy - m.proxy}
-	u.other = max(total-m.total-u.self-u.proxy, 0)
+	self, proxy, pg, total := m.t.cpuNow()
+	u := usage{elapsed: elapsed, self: self - m.self, proxy: proxy - m.proxy, pg: max(pg-m.pg, 0)}
+	u.other = max(total-m.total-u.self-u.proxy-u.pg, 0)
 	return u
 }
 
-// cpuNow reads this process's, evproxy's and the machine's CPU time.
-func (t *target) cpuNow() (self, proxy, total time.Duration) {
+// cpuNow reads this process's, evproxy's, PostgreSQL's (when t.pg) and
+// the machine's CPU time.
+func (t *target) cpuNow() (self, proxy, pg, total time.Duration) {
 	self, _ = cpuTime(os.Getpid())
 	if t.proxy != nil {
 		proxy, _ = cpuTime(t.proxy.pid())
 	}
+	if t.pg {
+		pg, _, _ = postgresCPU()
+	}
 	total, _ = machineBusy()
-	return self, proxy, total
+	return self, proxy, pg, total
 }
 
 // stop stops evproxy, then the broker, and returns evproxy's peak RSS (0
