@@ -72,11 +72,17 @@ func New(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	// And the claim query's cost estimate crosses jit_above_cost, where
 	// JIT compilation took 2.5 s per claim on a 2-core machine. Neither
 	// helps any query here, so both are off for evproxy's connections.
+	// pgx prepares statements; after five runs PostgreSQL may switch to a
+	// generic plan built while the table was nearly empty (estimated 1
+	// row), which joined the claim's key probes in a nested loop: claims
+	// went from 10 ms to 500 ms for the life of the connection. Custom
+	// plans are always planned with the current parameters.
 	if cfg.ConnConfig.RuntimeParams == nil {
 		cfg.ConnConfig.RuntimeParams = map[string]string{}
 	}
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	cfg.ConnConfig.RuntimeParams["enable_seqscan"] = "off"
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, wrapErr("connect", err)
