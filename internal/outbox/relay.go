@@ -77,8 +77,11 @@ type RowProcessor interface {
 type RelayConfig struct {
 	// Owner names this relay in lane leases; unique per process.
 	Owner string
-	// BatchSize is the most rows claimed and published at once.
+	// BatchSize is the most rows a worker claims and publishes at once.
 	BatchSize int
+	// Workers relay disjoint sets of the held lanes in parallel (default
+	// 4); a key's lane belongs to one worker.
+	Workers int
 	// PollInterval is how often the relay looks for due rows unprompted.
 	PollInterval time.Duration
 	// LeaseTTL is the lane lease duration; leases are renewed every third
@@ -112,7 +115,13 @@ type Relay struct {
 	store Store
 	pub   Publisher
 	cfg   RelayConfig
-	wake  chan struct{}
+	// wakes has one channel per worker.
+	wakes []chan struct{}
+	// renewNow asks the lease loop to renew at once.
+	renewNow chan struct{}
+	// roundMu: rounds hold it shared, lease renewal exclusively.
+	roundMu sync.RWMutex
+	deadMu  sync.Mutex
 	lanes atomic.Pointer[[]int32] // held lanes; nil before the first lease
 	// leasedAt is when the lanes were last renewed (UnixNano).
 	leasedAt atomic.Int64
@@ -146,15 +155,24 @@ func NewRelay(store Store, pub Publisher, cfg RelayConfig) *Relay {
 	if cfg.Owner == "" {
 		cfg.Owner = "evproxy-" + strconv.FormatInt(rand.Int64(), 36)
 	}
-	return &Relay{store: store, pub: pub, cfg: cfg, wake: make(chan struct{}, 1)}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	r := &Relay{store: store, pub: pub, cfg: cfg, wakes: make([]chan struct{}, cfg.Workers), renewNow: make(chan struct{}, 1)}
+	for i := range r.wakes {
+		r.wakes[i] = make(chan struct{}, 1)
+	}
+	return r
 }
 
 // Wake makes the relay look for rows now: evproxy calls it after
 // committing rows itself. It never blocks.
 func (r *Relay) Wake() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
+	for _, w := range r.wakes {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -175,7 +193,16 @@ func (r *Relay) Run(ctx context.Context) error {
 			all[i] = int32(i)
 		}
 		r.lanes.Store(&all)
+		r.leasedAt.Store(time.Now().UnixNano())
 		r.cfg.Metrics.setLanes(len(all))
+	} else {
+		// The first lease before any round.
+		r.renewLanes(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.leaseLoop(ctx)
+		}()
 	}
 	if r.store.SupportsListenNotify() {
 		wg.Add(1)
@@ -191,38 +218,47 @@ func (r *Relay) Run(ctx context.Context) error {
 		defer wg.Done()
 		r.housekeeping(ctx)
 	}()
+	var workers sync.WaitGroup
+	for i := range r.wakes {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			r.work(ctx, i)
+		}()
+	}
+	workers.Wait()
+	r.releaseLanes()
+	return nil
+}
 
+// work is one relay worker: it relays the held lanes l with
+// l % workers == i, one round at a time, until ctx ends. A (topic, key) is
+// in one lane, so in one worker: workers never race on a key's order.
+func (r *Relay) work(ctx context.Context, i int) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
-	// Leases are renewed between rounds, never during one: a lane this
-	// relay gives up (to a newcomer) has no claimed row in flight, so the
-	// new owner cannot publish it a second time.
-	var renewed time.Time
-	renewEvery := r.cfg.LeaseTTL / 3
 	for {
-		if !r.cfg.SingleProcess && time.Since(renewed) >= renewEvery {
-			renewed = time.Now()
-			r.renewLanes(ctx)
-		}
-		more, err := r.round(ctx)
+		r.roundMu.RLock()
+		more, err := r.round(ctx, i)
+		r.roundMu.RUnlock()
 		if ctx.Err() != nil {
-			r.releaseLanes()
-			return nil
+			return
 		}
 		wait := time.Duration(0)
 		switch {
 		case errors.Is(err, errLeaseStale):
-			if time.Since(renewed) >= time.Second {
-				renewed = time.Time{} // renew now
-				continue
+			// Renew first (the lease loop does it now), then go on.
+			select {
+			case r.renewNow <- struct{}{}:
+			default:
 			}
-			wait = time.Second // the renewal just failed: the database is struggling
+			wait = 100 * time.Millisecond
 		case errors.Is(err, errUnavailable):
 			// The breaker is open: look again shortly, it half-opens by
 			// itself after breaker_timeout.
 			wait = min(r.cfg.PollInterval, 100*time.Millisecond)
 		case err != nil:
-			r.cfg.Logger.Warn().Err(err).Msg("outbox relay round failed; retrying")
+			r.cfg.Logger.Warn().Err(err).Int("worker", i).Msg("outbox relay round failed; retrying")
 			wait = min(r.cfg.PollInterval, time.Second)
 		case !more:
 			wait = r.cfg.PollInterval
@@ -230,17 +266,39 @@ func (r *Relay) Run(ctx context.Context) error {
 		if wait == 0 {
 			continue
 		}
-		if !r.cfg.SingleProcess {
-			wait = max(min(wait, renewEvery-time.Since(renewed)), 0)
-		}
 		poll.Reset(wait)
 		select {
 		case <-ctx.Done():
-			r.releaseLanes()
-			return nil
-		case <-r.wake:
+			return
+		case <-r.wakes[i]:
 		case <-poll.C:
 		}
+	}
+}
+
+// leaseLoop renews the lane leases every third of their TTL, or at once
+// when a worker found them too old. Renewal waits for running rounds and
+// holds new ones back (roundMu): a lane this relay gives up (to a
+// newcomer) has no claimed row in flight, so the new owner cannot publish
+// it a second time.
+func (r *Relay) leaseLoop(ctx context.Context) {
+	t := time.NewTimer(r.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-r.renewNow:
+			if time.Since(time.Unix(0, r.leasedAt.Load())) < time.Second {
+				continue // renewed just now: the database may be struggling
+			}
+		}
+		r.roundMu.Lock()
+		r.renewLanes(ctx)
+		r.roundMu.Unlock()
+		r.Wake()
+		t.Reset(r.cfg.LeaseTTL / 3)
 	}
 }
 
@@ -253,11 +311,21 @@ var errUnavailable = errors.New("outbox: upstream unavailable (circuit breaker o
 
 // round claims and publishes one batch. It reports whether a full batch
 // was claimed (so there may be more right away).
-func (r *Relay) round(ctx context.Context) (bool, error) {
-	lanes := r.lanes.Load()
-	if lanes == nil || len(*lanes) == 0 {
+func (r *Relay) round(ctx context.Context, worker int) (bool, error) {
+	held := r.lanes.Load()
+	if held == nil {
 		return false, nil
 	}
+	var mine []int32
+	for _, l := range *held {
+		if int(l)%len(r.wakes) == worker {
+			mine = append(mine, l)
+		}
+	}
+	if len(mine) == 0 {
+		return false, nil
+	}
+	lanes := &mine
 	if !r.pub.Available() {
 		return false, errUnavailable
 	}
@@ -427,6 +495,12 @@ func (r *Relay) deadLetters(ctx context.Context) {
 	if !r.cfg.DeadLetterTopics {
 		return
 	}
+	// One at a time (workers and housekeeping call it): two would list and
+	// produce the same dead letters.
+	if !r.deadMu.TryLock() {
+		return
+	}
+	defer r.deadMu.Unlock()
 	dls, err := r.store.DeadLetterList(ctx, &DeadLetterListParams{Unpublished: true, Limit: r.cfg.BatchSize})
 	if err != nil {
 		r.cfg.Logger.Warn().Err(err).Msg("outbox: list dead letters")
