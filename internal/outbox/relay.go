@@ -618,12 +618,22 @@ func (r *Relay) releaseLanes() {
 	})
 }
 
+// maintainer is a store that needs periodic table maintenance
+// (outboxpgx.Store.OutboxMaintain: VACUUM when autovacuum is off).
+type maintainer interface {
+	OutboxMaintain(ctx context.Context) error
+}
+
+// maintainEvery is how often the relay asks the store for maintenance.
+const maintainEvery = 10 * time.Second
+
 // housekeeping retries unpublished dead letters, deletes expired ones and
-// refreshes the pending gauges.
+// refreshes the pending gauges, and
+// maintains the table (maintainer).
 func (r *Relay) housekeeping(ctx context.Context) {
 	t := time.NewTicker(max(r.cfg.PollInterval, time.Second))
 	defer t.Stop()
-	var lastPurge time.Time
+	var lastPurge, lastMaintain time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -637,6 +647,12 @@ func (r *Relay) housekeeping(ctx context.Context) {
 				r.cfg.Logger.Warn().Err(err).Msg("outbox: delete expired dead letters")
 			} else if n > 0 {
 				r.cfg.Logger.Info().Int("deleted", n).Msg("outbox: deleted dead letters past retention")
+			}
+		}
+		if m, ok := r.store.(maintainer); ok && time.Since(lastMaintain) >= maintainEvery {
+			lastMaintain = time.Now()
+			if err := m.OutboxMaintain(ctx); err != nil && ctx.Err() == nil {
+				r.cfg.Logger.Warn().Err(err).Msg("outbox: table maintenance")
 			}
 		}
 		if r.cfg.Metrics != nil {

@@ -613,3 +613,41 @@ func FuzzDecodeHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestOutboxMaintain: with the server's autovacuum off, maintenance
+// vacuums the outbox table (its deleted rows are gone from the table);
+// with it on, it leaves the table to autovacuum.
+func TestOutboxMaintain(t *testing.T) {
+	t.Parallel()
+	s := newMigratedStore(t)
+	ctx := testCtx(t)
+	var msgs []*outbox.Message
+	for i := range 200 {
+		msgs = append(msgs, &outbox.Message{EventID: fmt.Sprint(i), Topic: "t", Partition: -1, Key: []byte("k"), Processed: true})
+	}
+	if _, err := s.OutboxInsertMany(ctx, &outbox.OutboxInsertManyParams{Messages: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	rows := claimAll(t, s, time.Now().Add(time.Minute))
+	var ids []int64
+	for _, r := range rows {
+		ids = append(ids, r.ID)
+	}
+	if err := s.OutboxComplete(ctx, &outbox.OutboxCompleteParams{Sent: ids}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OutboxMaintain(ctx); err != nil {
+		t.Fatalf("OutboxMaintain: %v", err)
+	}
+	var auto string
+	if err := s.pool.QueryRow(ctx, "SELECT current_setting('autovacuum')").Scan(&auto); err != nil {
+		t.Fatal(err)
+	}
+	var vacuumed bool
+	if err := s.pool.QueryRow(ctx, "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'outbox'", s.schema).Scan(&vacuumed); err != nil {
+		t.Fatal(err)
+	}
+	if want := auto != "on"; vacuumed != want {
+		t.Fatalf("autovacuum %s: outbox vacuumed by OutboxMaintain = %v, want %v", auto, vacuumed, want)
+	}
+}

@@ -46,6 +46,7 @@ type Store struct {
 	executor
 	pool   *pgxpool.Pool
 	schema string
+	maint  maintenance
 }
 
 var _ outbox.Store = (*Store)(nil)
