@@ -122,7 +122,7 @@ type Relay struct {
 	// roundMu: rounds hold it shared, lease renewal exclusively.
 	roundMu sync.RWMutex
 	deadMu  sync.Mutex
-	lanes atomic.Pointer[[]int32] // held lanes; nil before the first lease
+	lanes   atomic.Pointer[[]int32] // held lanes; nil before the first lease
 	// leasedAt is when the lanes were last renewed (UnixNano).
 	leasedAt atomic.Int64
 	// stats of the last round, for tests and status.
