@@ -23,7 +23,11 @@ type Message struct {
 	// EventID is the record's ce_id: unique in the outbox, so a second
 	// insert of the same event is absorbed.
 	EventID string
-	Topic   string
+	// Generated means EventID was just made with NewEventID: it cannot be
+	// in the outbox yet, so a store may skip the duplicate check (the
+	// PostgreSQL store then inserts with COPY).
+	Generated bool
+	Topic     string
 	// Partition is the upstream partition, or -1 to partition by key.
 	Partition int32
 	Key       []byte // nil is a null key

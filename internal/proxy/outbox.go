@@ -94,7 +94,7 @@ func (cc *clientConn) toOutbox(slot *produceSlot, batch *upstream.Batch, route *
 			m.Headers = append(m.Headers, outbox.Header{Key: strings.Clone(hd.Key), Value: a.copy(hd.Value)})
 		}
 		if m.EventID == "" {
-			m.EventID = outbox.NewEventID()
+			m.EventID, m.Generated = outbox.NewEventID(), true
 			m.Headers = append(m.Headers, outbox.Header{Key: outbox.HeaderEventID, Value: []byte(m.EventID)})
 		}
 		msgs = append(msgs, m)

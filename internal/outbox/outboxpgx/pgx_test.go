@@ -651,3 +651,37 @@ func TestOutboxMaintain(t *testing.T) {
 		t.Fatalf("autovacuum %s: outbox vacuumed by OutboxMaintain = %v, want %v", auto, vacuumed, want)
 	}
 }
+
+// TestInsertGeneratedIDsWithCopy: messages whose event ids were all just
+// generated are inserted with COPY: same rows, same order, as the general
+// path.
+func TestInsertGeneratedIDsWithCopy(t *testing.T) {
+	t.Parallel()
+	s := newMigratedStore(t)
+	ctx := testCtx(t)
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	ts := time.UnixMilli(1700000000123)
+	msgs := []*outbox.Message{
+		{EventID: outbox.NewEventID(), Generated: true, Topic: "t", Partition: 2, Key: []byte("a"), Value: []byte{}, Headers: []outbox.Header{{Key: "h", Value: nil}, {Key: "h", Value: []byte("2")}}, Timestamp: ts, Priority: 3, Processed: true},
+		{EventID: outbox.NewEventID(), Generated: true, Topic: "t", Partition: -1, Key: nil, Value: []byte("v"), DeliverAt: at},
+	}
+	n, err := s.OutboxInsertMany(ctx, &outbox.OutboxInsertManyParams{Messages: msgs})
+	if err != nil || n != 2 {
+		t.Fatalf("OutboxInsertMany = %d, %v", n, err)
+	}
+	rows := claimAll(t, s, at)
+	if len(rows) != 2 || rows[0].ID >= rows[1].ID {
+		t.Fatalf("%d rows", len(rows))
+	}
+	for i, r := range rows {
+		m := msgs[i]
+		if r.EventID != m.EventID || r.Partition != m.Partition || string(r.Key) != string(m.Key) || (r.Key == nil) != (m.Key == nil) ||
+			string(r.Value) != string(m.Value) || (r.Value == nil) != (m.Value == nil) || r.Priority != m.Priority || r.Processed != m.Processed ||
+			len(r.Headers) != len(m.Headers) || r.Lane != outboxtest.Lane(m.Topic, m.Key) {
+			t.Errorf("row %d = %+v, want %+v", i, r, m)
+		}
+	}
+	if !rows[0].Timestamp.Equal(ts) || !rows[1].DeliverAt.Equal(at) || rows[0].Headers[0].Value != nil || string(rows[0].Headers[1].Value) != "2" {
+		t.Errorf("timestamps/headers: %+v", rows)
+	}
+}

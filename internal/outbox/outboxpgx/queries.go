@@ -274,6 +274,7 @@ WHERE id = ANY($1::bigint[]) AND NOT published`
 type queries struct {
 	migrateLock, migrateSchema, migrateTable, migrateVersions, migrateRecord string
 
+	schema                                          string
 	insertMany, claimBatch, complete                string
 	statsTopics, statsDeadLetters, nextDue          string
 	laneAcquire, laneRelease, laneOwners            string
@@ -285,6 +286,7 @@ type queries struct {
 func newQueries(schema string) *queries {
 	r := strings.NewReplacer("{{schema}}", schema)
 	return &queries{
+		schema:                  schema,
 		migrateLock:             r.Replace(sqlMigrateLock),
 		migrateSchema:           r.Replace(sqlMigrateSchema),
 		migrateTable:            r.Replace(sqlMigrateTable),
