@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,18 +12,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/evproxy/evproxy/internal/app"
 )
 
 // failProduce makes kfake refuse produce requests for topic with
-// NOT_ENOUGH_REPLICAS (retriable) until the relay made attempts attempts,
-// and records when each request for topic arrived. franz-go retries a
-// refused record quickly (every ~250ms) until the relay's publish times
-// out; a pause of more than 300ms starts the relay's next attempt.
-func failProduce(t *testing.T, kf *kfake.Cluster, topic string, attempts int) func() []time.Time {
+// NOT_ENOUGH_REPLICAS (retriable) while refuse() says so, and records when
+// each request for topic arrived.
+func failProduce(t *testing.T, kf *kfake.Cluster, topic string, refuse func() bool) func() []time.Time {
 	id := createTopic(t, kf.ListenAddrs()[0], topic)
 	var mu sync.Mutex
 	var seen []time.Time
-	bursts := 0
 	kf.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		kf.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
@@ -31,14 +31,9 @@ func failProduce(t *testing.T, kf *kfake.Cluster, topic string, attempts int) fu
 			return nil, nil, false
 		}
 		mu.Lock()
-		now := time.Now()
-		if len(seen) == 0 || now.Sub(seen[len(seen)-1]) > burstGap {
-			bursts++
-		}
-		seen = append(seen, now)
-		fail := bursts <= attempts
+		seen = append(seen, time.Now())
 		mu.Unlock()
-		if !fail {
+		if !refuse() {
 			return nil, nil, false
 		}
 		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
@@ -61,9 +56,6 @@ func failProduce(t *testing.T, kf *kfake.Cluster, topic string, attempts int) fu
 		return append([]time.Time(nil), seen...)
 	}
 }
-
-// burstGap separates the relay's attempts in failProduce.
-const burstGap = 300 * time.Millisecond
 
 // createTopic creates topic (auto-creation through Metadata) and returns
 // its id.
@@ -102,16 +94,23 @@ func TestRetryBackoff(t *testing.T) {
 		dead       bool
 	}{
 		{name: "published after two retries", maxRetries: 5, refused: 2},
-		{name: "dead-lettered after max_retries", maxRetries: 1, refused: 1000, dead: true},
+		{name: "dead-lettered after max_retries", maxRetries: 1, refused: 1 << 30, dead: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			kf := startKafka(t)
 			topic := "orders.flaky"
-			seen := failProduce(t, kf, topic, tc.refused)
-			a := startApp(t, kf.ListenAddrs()[0], pgOutbox(newSchema(t), `retry_delay = "400ms"`, `backoff_factor = 2`, `publish_timeout = "500ms"`, `lease_ttl = "5s"`, `max_retry_delay = "5s"`,
+			// The relay's failed attempts so far, from its metrics.
+			var a *app.App
+			var ready atomic.Bool
+			refuse := func() bool {
+				return !ready.Load() || metric(t, a.AdminAddr(), "evproxy_outbox_retried_total")+metric(t, a.AdminAddr(), "evproxy_outbox_dead_lettered_total") < float64(tc.refused)
+			}
+			seen := failProduce(t, kf, topic, refuse)
+			a = startApp(t, kf.ListenAddrs()[0], pgOutbox(newSchema(t), `retry_delay = "400ms"`, `backoff_factor = 2`, `publish_timeout = "500ms"`, `lease_ttl = "5s"`, `max_retry_delay = "5s"`,
 				"max_retries = "+strconv.Itoa(tc.maxRetries))+outboxRoutes)
+			ready.Store(true)
 			cl := producer(t, a.ProxyAddr())
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -133,23 +132,21 @@ func TestRetryBackoff(t *testing.T) {
 				t.Fatalf("got %q", got[0].Value)
 			}
 			times := seen()
-			// The pauses between the relay's attempts.
-			var gaps []time.Duration
-			for i := 1; i < len(times); i++ {
-				if d := times[i].Sub(times[i-1]); d > burstGap {
-					gaps = append(gaps, d)
-				}
+			if n := metric(t, a.AdminAddr(), "evproxy_outbox_retried_total"); n != 2 {
+				t.Fatalf("%v retries, want 2", n)
 			}
-			t.Logf("%d produce requests over %s; pauses between attempts %v", len(times), times[len(times)-1].Sub(times[0]), gaps)
-			if len(gaps) != tc.refused {
-				t.Fatalf("%d pauses, want %d (one per refused attempt)", len(gaps), tc.refused)
+			// Between the first refused request and the accepted one lie
+			// two refused attempts, each lasting publish_timeout (500ms:
+			// franz-go keeps retrying within it), and two backoffs, 400ms
+			// then 800ms minus at most 20% jitter: at least 1.96s. Without
+			// the backoffs it would be about 1s.
+			elapsed := times[len(times)-1].Sub(times[0])
+			t.Logf("%d produce requests over %s", len(times), elapsed)
+			if elapsed < 1800*time.Millisecond {
+				t.Fatalf("published %s after the first refusal: want at least 1.96s (two 500ms attempts and 400ms + 800ms of backoff, minus 20%% jitter)", elapsed)
 			}
-			// 400ms then 800ms, minus at most 20% jitter.
-			if gaps[0] < 320*time.Millisecond || gaps[1] < 640*time.Millisecond {
-				t.Fatalf("backoff pauses %v: want at least 320ms, then 640ms", gaps)
-			}
-			if gaps[0] > 2*time.Second || gaps[1] > 3*time.Second {
-				t.Fatalf("backoff pauses %v: far longer than configured", gaps)
+			if elapsed > 6*time.Second {
+				t.Fatalf("published %s after the first refusal: far longer than two 500ms attempts and 1.2s of backoff", elapsed)
 			}
 		})
 	}
