@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -123,7 +124,10 @@ func (p *process) kill() {
 // outbox in schema.
 func processConfig(proxyAddr, brokers, schema string) string {
 	return fmt.Sprintf("proxy { listen = %q }\nadmin { listen = \"127.0.0.1:0\" }\nkafka { brokers = [%q] }\n", proxyAddr, brokers) +
-		pgOutbox(schema, `batch_size = 1000`) + outboxRoutes
+		// Under a loaded CI machine a publish can time out; with the
+		// quick retries of pgOutbox six timeouts would dead-letter a
+		// record, which these tests would count as lost.
+		pgOutbox(schema, `batch_size = 1000`, `max_retries = 1000`) + outboxRoutes
 }
 
 // TestCrashLosesNoAcknowledgedRecord: a producer sends records with
@@ -224,6 +228,7 @@ func TestCrashLosesNoAcknowledgedRecord(t *testing.T) {
 	}
 	t.Logf("upstream: %d distinct records, %d duplicates (crash window), %d acknowledged missing", len(seen), dups, missing)
 	if missing > 0 {
+		logOutboxState(t, schema)
 		var ex []string
 		for i := range acked {
 			if seen[i] == 0 && len(ex) < 10 {
@@ -301,5 +306,50 @@ func TestTwoReplicasKeepKeyOrder(t *testing.T) {
 		if pub == 0 {
 			t.Errorf("process %d published nothing: the lanes were not shared", i)
 		}
+	}
+}
+
+// logOutboxState logs what is left in the outbox, for a failing test.
+func logOutboxState(t *testing.T, schema string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, databaseURL())
+	if err != nil {
+		t.Logf("outbox state: %v", err)
+		return
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT lane, count(*), min(id), max(id), max(attempts), bool_or(blocks), min(deliver_at)::text, max(next_attempt_at)::text, min(last_error)
+		FROM `+schema+`.outbox GROUP BY lane ORDER BY lane`)
+	if err != nil {
+		t.Logf("outbox state: %v", err)
+		return
+	}
+	for rows.Next() {
+		var lane, n, attempts int64
+		var minID, maxID int64
+		var blocks bool
+		var deliver, next string
+		var lastErr *string
+		if err := rows.Scan(&lane, &n, &minID, &maxID, &attempts, &blocks, &deliver, &next, &lastErr); err != nil {
+			t.Logf("outbox state: %v", err)
+			return
+		}
+		t.Logf("outbox lane %d: %d rows, ids %d-%d, attempts %d, blocks %v, deliver_at %s, next_attempt %s, error %v", lane, n, minID, maxID, attempts, blocks, deliver, next, lastErr)
+	}
+	var lanes []string
+	lr, err := conn.Query(ctx, `SELECT lane::text || '=' || coalesce(owner, '-') || '@' || coalesce(lease_until::text, '-') FROM `+schema+`.lane ORDER BY lane`)
+	if err == nil {
+		for lr.Next() {
+			var l string
+			_ = lr.Scan(&l)
+			lanes = append(lanes, l)
+		}
+	}
+	t.Logf("lanes: %v", lanes)
+	var dead int
+	var reason *string
+	if err := conn.QueryRow(ctx, `SELECT count(*), min(reason) FROM `+schema+`.dead_letter`).Scan(&dead, &reason); err == nil {
+		t.Logf("dead letters: %d (e.g. %v)", dead, reason)
 	}
 }
