@@ -100,8 +100,9 @@ func versionSuffix(s, prefix string) (int, bool) {
 
 // validateABI checks a compiled module against §1, in the order that gives
 // the most useful message: another ABI version first, then the marker,
-// then imports, then the other exports.
-func validateABI(plugin string, m wazero.CompiledModule) error {
+// then imports, then the other exports. With instrumented, the module went
+// through instrument, whose import (tickModule) is the host's own.
+func validateABI(plugin string, m wazero.CompiledModule, instrumented bool) error {
 	imports := m.ImportedFunctions()
 	exports := m.ExportedFunctions()
 
@@ -140,6 +141,11 @@ func validateABI(plugin string, m wazero.CompiledModule) error {
 			}
 		case wasi_snapshot_preview1.ModuleName:
 			// checked by wazero at instantiation
+		case tickModule:
+			if instrumented { // added by instrument, which refuses modules that import it
+				continue
+			}
+			fallthrough
 		default:
 			return abiErrorf(plugin, "imports %s.%s; plugins may import only from %s and %s",
 				mod, name, hostModule, wasi_snapshot_preview1.ModuleName)

@@ -44,6 +44,15 @@ func (p *Plugin) instantiateHost(ctx context.Context) error {
 	return err
 }
 
+// instantiateTick instantiates the evp_internal module of instrumented
+// plugins (instrument.go).
+func (p *Plugin) instantiateTick(ctx context.Context) error {
+	_, err := p.rt.NewHostModuleBuilder(tickModule).
+		NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(tick), nil, []api.ValueType{i32}).Export(tickName).
+		Instantiate(ctx)
+	return err
+}
+
 // read returns the view [ptr, ptr+n) of mod's memory, or false if n is
 // negative or the range is out of bounds.
 func read(mod api.Module, ptr uint32, n int32) ([]byte, bool) {
@@ -57,10 +66,8 @@ func read(mod api.Module, ptr uint32, n int32) ([]byte, bool) {
 	return mem.Read(ptr, uint32(n))
 }
 
-// initLogKey is the context key under which newInstance collects what the
-// guest logs during evp_init, to explain a refusal.
-type initLogKey struct{}
-
+// initLog collects what the guest logs during evp_init, to explain a
+// refusal (callState.initLog).
 type initLog struct{ last string }
 
 // hostLog is log(level: i32, ptr: i32, len: i32).
@@ -84,8 +91,17 @@ func (p *Plugin) hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	if len(msg) > maxLogMessage {
 		msg = msg[:maxLogMessage]
 	}
-	if il, ok := ctx.Value(initLogKey{}).(*initLog); ok {
-		il.last = string(msg)
+	c := stateOf(ctx)
+	if c != nil && c.initLog != nil {
+		c.initLog.last = string(msg)
+	}
+	if c != nil && c.warmup {
+		// A warm-up call (synthetic records): what the plugin says about
+		// them is not news.
+		if e := p.log.Debug(); e != nil {
+			e.Bool("warmup", true).Str("plugin_level", lvl.String()).Msg(string(msg))
+		}
+		return
 	}
 	if e := p.log.WithLevel(lvl); e != nil { // nil when the level is off: no copy
 		e.Msg(string(msg))
@@ -98,10 +114,13 @@ func hostNowMS(_ context.Context, _ api.Module, stack []uint64) {
 }
 
 // hostMetricAdd is metric_add(name_ptr: i32, name_len: i32, delta: i64).
-func (p *Plugin) hostMetricAdd(_ context.Context, mod api.Module, stack []uint64) {
+func (p *Plugin) hostMetricAdd(ctx context.Context, mod api.Module, stack []uint64) {
 	ptr, n, delta := uint32(stack[0]), int32(stack[1]), int64(stack[2])
 	if delta < 0 {
 		return
+	}
+	if c := stateOf(ctx); c != nil && c.warmup {
+		return // synthetic records do not count
 	}
 	name, ok := read(mod, ptr, n)
 	if !ok || !validMetricName(name) {

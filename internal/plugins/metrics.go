@@ -28,6 +28,7 @@ const (
 	kindTimeout   = "timeout"
 	kindMalformed = "malformed"
 	kindInit      = "init"
+	kindWarmup    = "warmup"
 )
 
 // NewMetrics creates the collectors and registers them with reg:
@@ -35,8 +36,9 @@ const (
 //	evproxy_plugin_calls_total{plugin}            Process calls
 //	evproxy_plugin_records_total{plugin}          records passed to Process
 //	evproxy_plugin_verdicts_total{plugin,action}  verdicts returned, host REJECTs included
-//	evproxy_plugin_errors_total{plugin,kind}      failed guest calls (trap, timeout, malformed)
-//	                                              and failed instantiations (init)
+//	evproxy_plugin_errors_total{plugin,kind}      failed guest calls (trap, timeout, malformed),
+//	                                              failed instantiations (init) and warm-up
+//	                                              calls (warmup; a cold instance replaces it)
 //	evproxy_plugin_call_duration_seconds{plugin}  Process time, bisection retries included
 //	evproxy_plugin_instances{plugin}              live instances (all versions during a reload)
 //	evproxy_plugin_custom_total{plugin,name}      the plugins' own counters (metric_add)
@@ -52,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "evproxy_plugin_verdicts_total", Help: "Verdicts by plugin and action (keep, drop, reject, replace), the host's own REJECTs included.",
 		}, []string{"plugin", "action"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "evproxy_plugin_errors_total", Help: "Plugin failures by kind: trap, timeout, malformed (output), init (an instance could not be made). Each costs an instance.",
+			Name: "evproxy_plugin_errors_total", Help: "Plugin failures by kind: trap, timeout, malformed (output), init (an instance could not be made), warmup (a new instance failed its warm-up batch). Each costs an instance.",
 		}, []string{"plugin", "kind"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "evproxy_plugin_call_duration_seconds",
@@ -112,7 +114,7 @@ func newPluginMetrics(m *Metrics, plugin string) *pluginMetrics {
 	for a := range pm.verdicts {
 		pm.verdicts[a] = m.verdicts.WithLabelValues(plugin, Action(a).String())
 	}
-	for _, k := range []string{kindTrap, kindTimeout, kindMalformed, kindInit} {
+	for _, k := range []string{kindTrap, kindTimeout, kindMalformed, kindInit, kindWarmup} {
 		pm.errors[k] = m.errors.WithLabelValues(plugin, k)
 	}
 	return pm

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
@@ -29,16 +31,21 @@ type Config struct {
 	// (evp_process returns its output pointer in 31 bits).
 	MemoryLimit uint64
 	// Timeout bounds each evp_process call (with its evp_alloc). 0 disables
-	// it (config.hcl's default of 100ms is applied by the caller), which
-	// makes guest loops 3-4× faster (no termination checks are compiled in)
-	// but leaves nothing that can stop a runaway loop. When enabled,
-	// cancelling Process's ctx also interrupts the call.
+	// it (config.hcl's default of 100ms is applied by the caller). Either
+	// way the module is instrumented with a fuel counter (instrument.go):
+	// its loops reach the host about every 0.5 ms, where a call past its
+	// timeout or whose ctx ended is interrupted, and where Go's runtime can
+	// stop it (for a garbage collection). A module that cannot be
+	// instrumented gets wazero's termination checks with a timeout (loops
+	// run 3-4× slower) and nothing without one: then a runaway loop stops
+	// the whole process at its next garbage collection.
 	Timeout time.Duration
 	// Tables maps a lookup table's name to a JSON file holding an object of
 	// string values.
 	Tables map[string]string
-	// PoolSize is the number of instances, all made by Load. Defaults to
-	// runtime.GOMAXPROCS(0).
+	// PoolSize is the number of instances, all made (and warmed up) by
+	// Load; a discarded instance is replaced in the background, so there
+	// are never more. Defaults to runtime.GOMAXPROCS(0).
 	PoolSize int
 	// Logger receives the plugin's log calls and the host's messages about
 	// it, with a field plugin=Name.
@@ -100,6 +107,10 @@ type Plugin struct {
 	modCfg  wazero.ModuleConfig
 	initCfg []byte
 	timeout time.Duration
+	// instrumented: the module went through instrument, so the timeout and
+	// ctx are enforced by tick (deadline.go); otherwise, with a timeout, by
+	// wazero's WithCloseOnContextDone and a context.WithTimeout per call.
+	instrumented bool
 	// recycleAt is the memory size past which an instance that grew is
 	// replaced after its call: ¾ of the limit.
 	recycleAt uint32
@@ -107,17 +118,32 @@ type Plugin struct {
 	metrics   *pluginMetrics
 	tables    map[string]map[string]string
 
-	// pool holds PoolSize tokens: an idle instance, or nil for a slot whose
-	// instance was discarded (the next user makes a fresh one). A token is
-	// owned by one goroutine from receive to send, so an instance is never
-	// used concurrently.
+	// pool holds PoolSize tokens: an idle, warmed-up instance, or nil for a
+	// slot whose instance could not be replaced (the next user makes a
+	// fresh one). A token is owned by one goroutine from receive to send,
+	// so an instance is never used concurrently; a discarded instance's
+	// token goes to a background goroutine that makes its replacement
+	// (replace). There are never more than PoolSize instances.
 	pool chan *instance
+	// warm is the batch new instances are warmed up with (warmup.go),
+	// at most warmMax bytes.
+	warm          atomic.Pointer[warmBatch]
+	warmMax       int
+	warmupTimeout time.Duration
 
-	// refs is 1 (dropped by Close) plus one per Process call in flight; the
-	// plugin is finalized (instances and runtime closed) when it reaches 0.
+	// refs is 1 (dropped by Close) plus one per Process call in flight and
+	// per replacement being made; the plugin is finalized (instances and
+	// runtime closed) when it reaches 0.
 	refs   refCount
 	closed atomic.Bool
-	done   chan struct{} // closed once finalized
+	// life ends when Close starts: it interrupts replacements and their
+	// warm-up calls.
+	life    context.Context
+	endLife context.CancelFunc
+	done    chan struct{} // closed once finalized
+
+	replacing   sync.WaitGroup // replacements being made (tests wait on it)
+	replaceHook func()         // tests: called by each replacement before it starts
 }
 
 // instance is one instantiated module with its exports resolved.
@@ -127,14 +153,17 @@ type instance struct {
 	alloc    api.Function
 	process  api.Function
 	baseSize uint32    // memory size once initialized
+	warmSize int       // largest batch (encoded) it has processed, warm-ups included
 	stack    [2]uint64 // CallWithStack arguments and results
+	cs       callState // the context of its calls
 }
 
 // Load compiles the plugin at cfg.Path (or takes it from the compilation
 // cache), checks that it implements evp_v1 (an *ABIError says how it does
 // not), loads its tables and makes cfg.PoolSize instances, each
-// instantiated (running _initialize) and initialized with evp_init. If
-// evp_init refuses, Load fails with what the plugin logged last.
+// instantiated (running _initialize), initialized with evp_init and warmed
+// up (warmup.go). If evp_init refuses, Load fails with what the plugin
+// logged last.
 func (r *Runtime) Load(ctx context.Context, cfg Config) (*Plugin, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
@@ -153,22 +182,27 @@ func (r *Runtime) Load(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 	pages := (cfg.MemoryLimit + pageSize - 1) / pageSize
 	p := &Plugin{
-		name:      cfg.Name,
-		r:         r,
-		modCfg:    hostModuleConfig(),
-		initCfg:   cfg.Config,
-		timeout:   cfg.Timeout,
-		recycleAt: uint32(pages * pageSize / 4 * 3),
-		log:       cfg.Logger.With().Str("plugin", cfg.Name).Logger(),
-		metrics:   newPluginMetrics(cfg.Metrics, cfg.Name),
-		tables:    tables,
-		pool:      make(chan *instance, cfg.PoolSize),
-		done:      make(chan struct{}),
+		name:          cfg.Name,
+		r:             r,
+		modCfg:        hostModuleConfig(),
+		initCfg:       cfg.Config,
+		timeout:       cfg.Timeout,
+		recycleAt:     uint32(pages * pageSize / 4 * 3),
+		log:           cfg.Logger.With().Str("plugin", cfg.Name).Logger(),
+		metrics:       newPluginMetrics(cfg.Metrics, cfg.Name),
+		tables:        tables,
+		pool:          make(chan *instance, cfg.PoolSize),
+		warmMax:       warmMax(cfg.MemoryLimit),
+		warmupTimeout: warmupTimeout,
+		done:          make(chan struct{}),
 	}
+	p.life, p.endLife = context.WithCancel(context.Background())
+	p.warm.Store(defaultWarmBatch(cfg.MemoryLimit))
 	p.refs.init()
 	loaded := false
 	defer func() {
 		if !loaded {
+			p.endLife()
 			for len(p.pool) > 0 {
 				p.discard(<-p.pool)
 			}
@@ -177,13 +211,10 @@ func (r *Runtime) Load(ctx context.Context, cfg Config) (*Plugin, error) {
 		}
 	}()
 
-	p.rt = wazero.NewRuntimeWithConfig(ctx, r.base.
-		WithMemoryLimitPages(uint32(pages)).
-		WithCloseOnContextDone(cfg.Timeout > 0))
-	if p.code, err = p.rt.CompileModule(ctx, bin); err != nil {
-		return nil, fmt.Errorf("plugin %q: %s: %w", cfg.Name, cfg.Path, err)
+	if err := p.compile(ctx, cfg, bin, uint32(pages)); err != nil {
+		return nil, err
 	}
-	if err := validateABI(cfg.Name, p.code); err != nil {
+	if err := validateABI(cfg.Name, p.code, p.instrumented); err != nil {
 		return nil, err
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, p.rt); err != nil {
@@ -192,8 +223,13 @@ func (r *Runtime) Load(ctx context.Context, cfg Config) (*Plugin, error) {
 	if err := p.instantiateHost(ctx); err != nil {
 		return nil, fmt.Errorf("plugin %q: %s: %w", cfg.Name, hostModule, err)
 	}
+	if p.instrumented {
+		if err := p.instantiateTick(ctx); err != nil {
+			return nil, fmt.Errorf("plugin %q: %s: %w", cfg.Name, tickModule, err)
+		}
+	}
 	for range cfg.PoolSize {
-		inst, err := p.newInstance(ctx)
+		inst, err := p.newWarmInstance(ctx)
 		if err != nil {
 			p.metrics.errorInc(kindInit)
 			return nil, err
@@ -205,6 +241,39 @@ func (r *Runtime) Load(ctx context.Context, cfg Config) (*Plugin, error) {
 	}
 	loaded = true
 	return p, nil
+}
+
+// compile makes p's wazero runtime and compiles bin in it, instrumented
+// (instrument.go) if it can be; if not, with a timeout, the runtime gets
+// wazero's WithCloseOnContextDone instead.
+func (p *Plugin) compile(ctx context.Context, cfg Config, bin []byte, pages uint32) error {
+	newRuntime := func(closeOnDone bool) {
+		p.rt = wazero.NewRuntimeWithConfig(ctx, p.r.base.
+			WithMemoryLimitPages(pages).
+			WithCloseOnContextDone(closeOnDone))
+	}
+	ibin, _, instrErr := p.r.instrument(bin)
+	if instrErr == nil {
+		newRuntime(false)
+		if p.code, instrErr = p.rt.CompileModule(ctx, ibin); instrErr == nil {
+			p.instrumented = true
+			return nil
+		}
+		// Compile the original below: if it compiles, instrument made an
+		// invalid module (a bug); if not, its error is the one to report.
+		_ = p.rt.Close(ctx)
+	}
+	newRuntime(cfg.Timeout > 0)
+	var err error
+	if p.code, err = p.rt.CompileModule(ctx, bin); err != nil {
+		return fmt.Errorf("plugin %q: %s: %w", cfg.Name, cfg.Path, err)
+	}
+	if cfg.Timeout > 0 {
+		p.log.Warn().Err(instrErr).Msg("plugin: cannot instrument the module; wazero's termination checks enforce the timeout (loops run 3-4× slower)")
+	} else {
+		p.log.Warn().Err(instrErr).Msg("plugin: cannot instrument the module; its calls cannot be interrupted and hold up Go's garbage collector while they run")
+	}
+	return nil
 }
 
 // loadTables reads the lookup tables of cfg.
@@ -231,20 +300,23 @@ func loadTables(cfg Config) (map[string]map[string]string, error) {
 func (p *Plugin) Name() string { return p.name }
 
 // newInstance instantiates the module (running _initialize) and calls
-// evp_init with the configuration.
+// evp_init with the configuration. Neither is bounded by the timeout;
+// instrumented, the end of ctx interrupts them.
 func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	il := &initLog{}
-	ictx := context.WithValue(ctx, initLogKey{}, il)
+	inst := &instance{}
+	ictx := inst.enter(p, experimental.WithMemoryAllocator(ctx, memoryAllocator), 0)
+	defer inst.cs.end()
+	inst.cs.initLog = il
+	defer func() { inst.cs.initLog = nil }()
 	mod, err := p.rt.InstantiateModule(ictx, p.code, p.modCfg)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %q: instantiate: %w", p.name, err)
 	}
-	inst := &instance{
-		mod:     mod,
-		mem:     mod.ExportedMemory(exportMemory),
-		alloc:   mod.ExportedFunction(exportAlloc),
-		process: mod.ExportedFunction(exportProcess),
-	}
+	inst.mod = mod
+	inst.mem = mod.ExportedMemory(exportMemory)
+	inst.alloc = mod.ExportedFunction(exportAlloc)
+	inst.process = mod.ExportedFunction(exportProcess)
 	p.metrics.instancesAdd(1)
 	fail := func(err error) (*instance, error) {
 		p.discard(inst)
@@ -274,6 +346,20 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
+// enter prepares inst's callState for a call with ctx and a deadline d
+// from now (0: none) and returns the context to give wazero. Call
+// inst.cs.end after the call.
+func (inst *instance) enter(p *Plugin, ctx context.Context, d time.Duration) context.Context {
+	inst.cs.begin(ctx, d)
+	if p.instrumented || p.timeout == 0 {
+		return &inst.cs
+	}
+	// wazero's WithCloseOnContextDone watches the context from another
+	// goroutine, which may still read it after the call: give it one that
+	// is never modified.
+	return context.WithValue(ctx, callStateKey{}, &inst.cs)
+}
+
 // discard closes an instance that will not be used again.
 func (p *Plugin) discard(inst *instance) {
 	if inst == nil {
@@ -283,12 +369,40 @@ func (p *Plugin) discard(inst *instance) {
 	p.metrics.instancesAdd(-1)
 }
 
+// replace makes an instance in the background for a pool slot whose
+// instance was discarded, and puts it in the pool once warmed up (or nil if
+// it cannot be made: the next user of the slot then tries again). The
+// caller must hold a reference (a Process call in flight).
+func (p *Plugin) replace() {
+	if !p.refs.tryAcquire() { // cannot happen while the caller holds one
+		p.pool <- nil
+		return
+	}
+	p.replacing.Add(1)
+	go func() {
+		defer p.replacing.Done()
+		defer p.release()
+		if p.replaceHook != nil {
+			p.replaceHook()
+		}
+		var inst *instance
+		if !p.closed.Load() {
+			var err error
+			if inst, err = p.newWarmInstance(p.life); err != nil && p.life.Err() == nil {
+				p.metrics.errorInc(kindInit)
+				p.log.Error().Err(err).Msg("plugin: cannot make a fresh instance")
+			}
+		}
+		p.pool <- inst
+	}()
+}
+
 // Process runs the plugin on one batch (every record has eventType) and
 // returns exactly one verdict per record, in order.
 //
 // Guest faults are not errors: when a call traps, runs past the timeout,
 // returns a negative result or malformed output, its instance is discarded
-// and the batch is retried by bisection on fresh instances, so only the
+// and the batch is retried by bisection on other instances, so only the
 // records that fail on their own get a host verdict (Reject, Code 0,
 // Reason ReasonTrap, ReasonTimeout or ReasonMalformed) and the others get
 // the plugin's. Process returns an error only if ctx ends (while it waits
@@ -309,19 +423,17 @@ func (p *Plugin) Process(ctx context.Context, eventType string, recs []Record) (
 		return nil, ctx.Err()
 	}
 	start := time.Now()
-	c := caller{p: p, ctx: ctx, inst: inst, eventType: eventType}
+	c := caller{p: p, ctx: ctx, inst: inst, held: true, eventType: eventType}
+	if size, ok := batchSize(eventType, recs); ok {
+		c.size, c.count = size, len(recs)
+		p.sample(eventType, recs, size)
+	}
 	out := make([]Verdict, len(recs))
 	err := c.run(recs, out)
 	if err == nil {
 		p.metrics.call(time.Since(start).Seconds(), out)
-		if c.inst == nil && !c.noInst {
-			// The last instance was discarded: replace it now, so the
-			// batch that cost it pays for the new one rather than the next
-			// caller. If that fails, the next user of the slot tries again.
-			c.inst, _ = p.newInstance(ctx)
-		}
 	}
-	p.pool <- c.inst
+	c.putBack()
 	if err != nil {
 		return nil, err
 	}
@@ -341,14 +453,93 @@ const (
 var failureReason = [...]string{"", ReasonTrap, ReasonTimeout, ReasonMalformed}
 var failureKind = [...]string{"", kindTrap, kindTimeout, kindMalformed}
 
-// caller is one Process call: it owns one pool token (inst, nil once the
-// instance was discarded) until Process returns it.
+// caller is one Process call. While held, it owns one pool token: inst,
+// or an empty slot (inst nil, after a failed attempt to make an instance).
+// When it discards inst, the token goes to replace and the next attempt
+// takes another one from the pool.
 type caller struct {
 	p         *Plugin
 	ctx       context.Context
 	inst      *instance
+	held      bool
 	eventType string
+	size      int  // encoded size of the whole batch…
+	count     int  // …of count records (0 if it is too large)
 	noInst    bool // making an instance failed: reject the rest without trying again
+}
+
+// putBack returns the caller's token: its instance, or a replacement made
+// in the background if it has none.
+func (c *caller) putBack() {
+	if !c.held {
+		return
+	}
+	c.held = false
+	if c.inst != nil {
+		c.p.pool <- c.inst
+		c.inst = nil
+		return
+	}
+	c.p.replace()
+}
+
+// drop discards the caller's instance; its token goes to a replacement.
+func (c *caller) drop() {
+	c.p.discard(c.inst)
+	c.inst = nil
+	c.putBack()
+}
+
+// acquire makes sure the caller has an instance ready for a batch of size
+// bytes (unless making one failed before): it takes a token from the pool,
+// waiting for ctx, makes an instance on the spot if the token is an empty
+// slot, and warms the instance up again if the batch is larger than it is
+// warm for (needsRewarm).
+func (c *caller) acquire(size int) error {
+	p := c.p
+	if !c.held {
+		select {
+		case c.inst = <-p.pool:
+			c.held = true
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		}
+	}
+	if c.inst != nil && c.inst.mod.IsClosed() {
+		// Closed behind our back: a timeout that fired as the previous call
+		// returned (without instrumentation, see once). Not this batch's
+		// fault.
+		c.drop()
+		return c.acquire(size)
+	}
+	if c.inst == nil && !c.noInst {
+		inst, err := p.newWarmInstance(c.ctx)
+		if err != nil {
+			if cerr := c.ctx.Err(); cerr != nil {
+				return cerr
+			}
+			p.metrics.errorInc(kindInit)
+			p.log.Error().Err(err).Msg("plugin: cannot make a fresh instance; the host rejects the batch")
+			c.noInst = true
+		}
+		c.inst = inst
+	}
+	if c.inst != nil {
+		if w := p.warm.Load(); c.inst.needsRewarm(w, size) {
+			if err := p.warmUp(c.ctx, c.inst, w); err != nil {
+				cerr := c.ctx.Err()
+				if cerr == nil {
+					p.warmupFailed(w, err) // before drop: the replacement starts cold
+				}
+				c.drop()
+				if cerr != nil {
+					return cerr
+				}
+				return c.acquire(size)
+			}
+		}
+	}
+	return nil
 }
 
 // run fills out with the verdicts for recs, bisecting on failure.
@@ -383,23 +574,12 @@ type attempt struct {
 // Process (the caller's ctx ended).
 func (c *caller) once(recs []Record, out []Verdict) (attempt, error) {
 	p := c.p
-	if c.inst != nil && c.inst.mod.IsClosed() {
-		// Closed behind our back: a timeout that fired as the previous call
-		// returned (see below). Not this batch's fault.
-		p.discard(c.inst)
-		c.inst = nil
+	size, ok := c.size, true
+	if len(recs) != c.count { // a part, when bisecting
+		size, ok = batchSize(c.eventType, recs)
 	}
-	if c.inst == nil && !c.noInst {
-		inst, err := p.newInstance(c.ctx)
-		if err != nil {
-			if cerr := c.ctx.Err(); cerr != nil {
-				return attempt{}, cerr
-			}
-			p.metrics.errorInc(kindInit)
-			p.log.Error().Err(err).Msg("plugin: cannot make a fresh instance; the host rejects the batch")
-			c.noInst = true
-		}
-		c.inst = inst
+	if err := c.acquire(size); err != nil {
+		return attempt{}, err
 	}
 	if c.inst == nil {
 		for i := range out {
@@ -407,20 +587,20 @@ func (c *caller) once(recs []Record, out []Verdict) (attempt, error) {
 		}
 		return attempt{}, nil
 	}
-
-	size, ok := batchSize(c.eventType, recs)
 	if !ok {
 		return c.fail(failTrap, fmt.Errorf("batch of %d records does not fit in 2 GiB", len(recs)))
 	}
 	ctx := c.ctx
-	if p.timeout > 0 {
+	if p.timeout > 0 && !p.instrumented {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
 	inst := c.inst
+	cctx := inst.enter(p, ctx, p.timeout)
+	defer inst.cs.end()
 	inst.stack[0] = uint64(size)
-	if err := inst.alloc.CallWithStack(ctx, inst.stack[:1]); err != nil {
+	if err := inst.alloc.CallWithStack(cctx, inst.stack[:1]); err != nil {
 		return c.callFailed(ctx, fmt.Errorf("evp_alloc: %w", err))
 	}
 	ptr := uint32(inst.stack[0])
@@ -430,16 +610,16 @@ func (c *caller) once(recs []Record, out []Verdict) (attempt, error) {
 	}
 	encodeBatch(in, c.eventType, recs)
 	inst.stack[0], inst.stack[1] = uint64(ptr), uint64(size)
-	if err := inst.process.CallWithStack(ctx, inst.stack[:2]); err != nil {
+	if err := inst.process.CallWithStack(cctx, inst.stack[:2]); err != nil {
 		return c.callFailed(ctx, fmt.Errorf("evp_process: %w", err))
 	}
-	if p.timeout > 0 && ctx.Err() != nil {
-		// With a timeout, wazero closes the module from another goroutine
-		// when ctx ends during a call. If that happens as the call returns,
-		// the close can land after a successful return, so an instance whose
-		// ctx ended is never trusted, even after success: the event sequence
-		// is ctx done → wazero's watcher sees it before the call's cleanup →
-		// call returns → watcher closes the module.
+	if p.timeout > 0 && !p.instrumented && ctx.Err() != nil {
+		// Without instrumentation, wazero closes the module from another
+		// goroutine when ctx ends during a call. If that happens as the call
+		// returns, the close can land after a successful return, so an
+		// instance whose ctx ended is never trusted, even after success:
+		// the event sequence is ctx done → wazero's watcher sees it before
+		// the call's cleanup → call returns → watcher closes the module.
 		return c.callFailed(ctx, ctx.Err())
 	}
 	res := int64(inst.stack[0])
@@ -454,25 +634,24 @@ func (c *caller) once(recs []Record, out []Verdict) (attempt, error) {
 	if err := decodeVerdicts(buf, len(recs), out); err != nil {
 		return c.fail(failMalformed, err)
 	}
+	inst.warmSize = max(inst.warmSize, size)
 	if size := inst.mem.Size(); size > p.recycleAt && size > inst.baseSize {
 		// It grew close to the limit: give the memory back (the verdicts
 		// were copied out).
-		p.discard(inst)
-		c.inst = nil
+		c.drop()
 	}
 	return attempt{}, nil
 }
 
-// callFailed classifies an error from a guest call.
+// callFailed classifies an error from a guest call made with callCtx.
 func (c *caller) callFailed(callCtx context.Context, err error) (attempt, error) {
 	if cerr := c.ctx.Err(); cerr != nil {
-		// The caller's context ended: not the plugin's fault, and with a
-		// timeout configured the instance is closed, so drop it.
-		c.p.discard(c.inst)
-		c.inst = nil
+		// The caller's context ended: not the plugin's fault, and the
+		// instance may have been interrupted, so drop it.
+		c.drop()
 		return attempt{}, cerr
 	}
-	if c.p.timeout > 0 && callCtx.Err() != nil {
+	if c.p.timeout > 0 && (c.inst.cs.stop == stopDeadline || !c.p.instrumented && callCtx.Err() != nil) {
 		return c.fail(failTimeout, err)
 	}
 	return c.fail(failTrap, err)
@@ -482,15 +661,16 @@ func (c *caller) callFailed(callCtx context.Context, err error) (attempt, error)
 func (c *caller) fail(f failure, cause error) (attempt, error) {
 	c.p.metrics.errorInc(failureKind[f])
 	c.p.log.Debug().Str("reason", failureReason[f]).Err(cause).Msg("plugin call failed; instance discarded")
-	c.p.discard(c.inst)
-	c.inst = nil
+	c.drop()
 	return attempt{f, cause}, nil
 }
 
-// closeAsync starts closing: new Process calls fail with ErrClosed, and
-// the last in-flight call to return finalizes the plugin.
+// closeAsync starts closing: new Process calls fail with ErrClosed,
+// replacements being made stop, and the last in-flight call to return
+// finalizes the plugin.
 func (p *Plugin) closeAsync() {
 	if !p.closed.Swap(true) {
+		p.endLife()
 		p.release()
 	}
 }

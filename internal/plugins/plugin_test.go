@@ -50,9 +50,24 @@ type testBundle struct {
 	log     *logBuffer
 }
 
+// testCacheDir is a compilation cache shared by the tests' runtimes, so
+// that each example plugin is compiled once per mode (they take seconds).
+var testCacheDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "plugins-test-cache-")
+	if err != nil {
+		panic(err)
+	}
+	testCacheDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func setup(t testing.TB) *testBundle {
 	t.Helper()
-	rt, err := NewRuntime(context.Background(), RuntimeConfig{})
+	rt, err := NewRuntime(context.Background(), RuntimeConfig{CacheDir: testCacheDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,14 +143,7 @@ func process(t testing.TB, p *Plugin, rs []Record) []Verdict {
 func TestProcess(t *testing.T) {
 	t.Parallel()
 	rejected := Verdict{Action: Reject, Code: 42, Reason: "value says reject"}
-	tests := []struct {
-		name    string
-		plugin  string
-		cfg     func(*Config)
-		records []Record
-		want    []Verdict
-		errors  map[string]int // evproxy_plugin_errors_total by kind
-	}{
+	tests := []processCase{
 		{name: "keep all", plugin: "keep", records: recs("a", "b", "c"), want: []Verdict{keep, keep, keep}},
 		{name: "keep one", plugin: "keep", records: recs("a"), want: []Verdict{keep}},
 		{name: "drop and reject by value", plugin: "behave",
@@ -186,34 +194,73 @@ func TestProcess(t *testing.T) {
 			records: recs("weird", "a"),
 			want:    []Verdict{hostReject(ReasonMalformed), keep}},
 	}
+	// Each case runs as configured (instrumented: instrument.go), with a
+	// timeout if it has none, with the timeout enforced by wazero's
+	// termination checks instead (the fallback when a module cannot be
+	// instrumented), and without instrumentation nor timeout: the verdicts
+	// and errors are the same.
+	modes := []string{"as configured", "instrumented timeout", "wazero timeout", "not instrumented"}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			b := setup(t)
-			cfg := b.config(tt.plugin)
-			if tt.cfg != nil {
-				tt.cfg(&cfg)
-			}
-			p := b.load(t, cfg)
-			got := process(t, p, tt.records)
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("verdicts\n%+v\nwant\n%+v\nlog:\n%s", got, tt.want, b.log)
-			}
-			for kind, n := range tt.errors {
-				if got := b.errorCount(tt.plugin, kind); got != n {
-					t.Errorf("errors_total{kind=%q} = %d, want %d", kind, got, n)
-				}
-			}
-			// The plugin is fine afterwards, on every pool slot.
-			for range 3 {
-				if got := process(t, p, recs("ok", "drop")); !reflect.DeepEqual(got, []Verdict{keep, drop}) && tt.plugin == "behave" {
-					t.Fatalf("after: %+v", got)
-				}
-			}
-			if got := testutil.ToFloat64(b.metrics.records.WithLabelValues(tt.plugin)); int(got) != len(tt.records)+6 {
-				t.Errorf("records_total = %v, want %d", got, len(tt.records)+6)
-			}
-		})
+		for _, mode := range modes {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				t.Parallel()
+				tt.run(t, mode)
+			})
+		}
+	}
+}
+
+// processCase is one case of TestProcess.
+type processCase struct {
+	name    string
+	plugin  string
+	cfg     func(*Config)
+	records []Record
+	want    []Verdict
+	errors  map[string]int // evproxy_plugin_errors_total by kind
+}
+
+func (tt processCase) run(t *testing.T, mode string) {
+	b := setup(t)
+	cfg := b.config(tt.plugin)
+	if tt.cfg != nil {
+		tt.cfg(&cfg)
+	}
+	switch mode {
+	case "instrumented timeout", "wazero timeout":
+		if cfg.Timeout == 0 {
+			cfg.Timeout = time.Minute
+		}
+	case "not instrumented":
+		if cfg.Timeout > 0 {
+			t.Skip("the same as wazero timeout")
+		}
+	}
+	instrumented := mode == "as configured" || mode == "instrumented timeout"
+	if !instrumented {
+		b.rt.instrument = func([]byte) ([]byte, int, error) { return nil, 0, errInstrument }
+	}
+	p := b.load(t, cfg)
+	if p.instrumented != instrumented {
+		t.Fatalf("instrumented: %v", p.instrumented)
+	}
+	got := process(t, p, tt.records)
+	if !reflect.DeepEqual(got, tt.want) {
+		t.Fatalf("verdicts\n%+v\nwant\n%+v\nlog:\n%s", got, tt.want, b.log)
+	}
+	for kind, n := range tt.errors {
+		if got := b.errorCount(tt.plugin, kind); got != n {
+			t.Errorf("errors_total{kind=%q} = %d, want %d", kind, got, n)
+		}
+	}
+	// The plugin is fine afterwards, on every pool slot.
+	for range 3 {
+		if got := process(t, p, recs("ok", "drop")); !reflect.DeepEqual(got, []Verdict{keep, drop}) && tt.plugin == "behave" {
+			t.Fatalf("after: %+v", got)
+		}
+	}
+	if got := testutil.ToFloat64(b.metrics.records.WithLabelValues(tt.plugin)); int(got) != len(tt.records)+6 {
+		t.Errorf("records_total = %v, want %d", got, len(tt.records)+6)
 	}
 }
 
@@ -306,7 +353,10 @@ func TestHostFunctions(t *testing.T) {
 		b := setup(t)
 		p := b.load(t, b.config("hostfuncs"))
 		process(t, p, []Record{withKey("fr", "badptr")})
-		type line struct{ Level, Plugin, Message string }
+		type line struct {
+			Level, Plugin, Message string
+			Warmup                 bool
+		}
 		var lines []line
 		for _, l := range strings.Split(strings.TrimSpace(b.log.String()), "\n") {
 			var ln line
@@ -316,11 +366,13 @@ func TestHostFunctions(t *testing.T) {
 			lines = append(lines, ln)
 		}
 		want := []line{
-			{"info", "hostfuncs", "hostfuncs ready"}, // evp_init, one per pool slot
-			{"info", "hostfuncs", "hostfuncs ready"},
-			{"debug", "hostfuncs", "batch"},
-			{"warn", "hostfuncs", invalidLogText}, // pointer out of range
-			{"warn", "hostfuncs", invalidLogText}, // negative length
+			{"info", "hostfuncs", "hostfuncs ready", false}, // evp_init, one per pool slot
+			{"debug", "hostfuncs", "batch", true},           // its warm-up batch, at debug level
+			{"info", "hostfuncs", "hostfuncs ready", false},
+			{"debug", "hostfuncs", "batch", true},
+			{"debug", "hostfuncs", "batch", false},
+			{"warn", "hostfuncs", invalidLogText, false}, // pointer out of range
+			{"warn", "hostfuncs", invalidLogText, false}, // negative length
 		}
 		if !reflect.DeepEqual(lines, want) {
 			t.Fatalf("log\n%+v\nwant\n%+v", lines, want)

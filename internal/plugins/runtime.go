@@ -30,6 +30,8 @@ type RuntimeConfig struct {
 type Runtime struct {
 	base  wazero.RuntimeConfig
 	cache wazero.CompilationCache
+	// instrument is instrument (instrument.go); tests replace it.
+	instrument func([]byte) ([]byte, int, error)
 
 	mu      sync.Mutex
 	closed  bool
@@ -57,10 +59,11 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		cache = wazero.NewCompilationCache()
 	}
 	r := &Runtime{
-		base:    wazero.NewRuntimeConfig().WithCompilationCache(cache),
-		cache:   cache,
-		plugins: map[*Plugin]struct{}{},
-		done:    make(chan struct{}),
+		base:       wazero.NewRuntimeConfig().WithCompilationCache(cache),
+		cache:      cache,
+		instrument: instrument,
+		plugins:    map[*Plugin]struct{}{},
+		done:       make(chan struct{}),
 	}
 	r.refs.init()
 	return r, nil
