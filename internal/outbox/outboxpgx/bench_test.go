@@ -36,7 +36,7 @@ func copyMessages(ctx context.Context, s *Store, msgs []*outbox.Message) (int64,
 		[]string{"ce_id", "topic", "partition", "key", "value", "headers", "ts", "priority", "processed"},
 		pgx.CopyFromSlice(len(msgs), func(i int) ([]any, error) {
 			m := msgs[i]
-			return []any{m.EventID, m.Topic, m.Partition, m.Key, m.Value, encodeHeaders(m.Headers), tstz(m.Timestamp), m.Priority, m.Processed}, nil
+			return []any{m.EventID, m.Topic, m.Partition, m.Key, m.Value, outbox.EncodeHeaders(m.Headers), tstz(m.Timestamp), m.Priority, m.Processed}, nil
 		}))
 }
 

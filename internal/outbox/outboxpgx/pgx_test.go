@@ -560,60 +560,6 @@ func TestErrUnavailable(t *testing.T) {
 	}
 }
 
-func TestHeadersCodec(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		name string
-		hs   []outbox.Header
-		enc  string
-	}{
-		{"None", nil, ""},
-		{"Empty", []outbox.Header{}, ""},
-		{"NullAndEmpty", []outbox.Header{{Key: "a", Value: nil}, {Key: "", Value: []byte{}}},
-			"\x00\x00\x00\x01a\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00"},
-		{"Dup", []outbox.Header{{Key: "k", Value: []byte("1")}, {Key: "k", Value: []byte("2")}},
-			"\x00\x00\x00\x01k\x00\x00\x00\x011\x00\x00\x00\x01k\x00\x00\x00\x012"},
-	}
-	for _, tc := range cases {
-		enc := encodeHeaders(tc.hs)
-		if string(enc) != tc.enc {
-			t.Errorf("%s: encoded %q, want %q", tc.name, enc, tc.enc)
-		}
-		dec, err := decodeHeaders(enc)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		want := tc.hs
-		if len(want) == 0 {
-			want = nil
-		}
-		if (dec == nil) != (want == nil) || !slices.EqualFunc(dec, want, headerEqual) {
-			t.Errorf("%s: decoded %v, want %v", tc.name, dec, want)
-		}
-	}
-	for _, bad := range []string{"\x00", "\x00\x00\x00\x05ab", "\x00\x00\x00\x01a", "\x00\x00\x00\x01a\xff\xff\xff\xfe", "\xff\xff\xff\xff", "\x00\x00\x00\x00\x00\x00\x00\x09x"} {
-		if _, err := decodeHeaders([]byte(bad)); !errors.Is(err, errHeaders) {
-			t.Errorf("decode %q: %v, want errHeaders", bad, err)
-		}
-	}
-}
-
-func FuzzDecodeHeaders(f *testing.F) {
-	f.Add([]byte{})
-	f.Add(encodeHeaders([]outbox.Header{{Key: "a", Value: nil}, {Key: "b", Value: []byte("x")}}))
-	f.Add([]byte("\x00\x00\x00\x01a\xff\xff\xff\xfe"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		hs, err := decodeHeaders(b)
-		if err != nil {
-			return
-		}
-		// A valid column is canonical: it encodes back to itself.
-		if enc := encodeHeaders(hs); string(enc) != string(b) {
-			t.Fatalf("decode(%q) = %v encodes to %q", b, hs, enc)
-		}
-	})
-}
-
 // TestOutboxMaintain: with the server's autovacuum off, maintenance
 // vacuums the outbox table (its deleted rows are gone from the table);
 // with it on, it leaves the table to autovacuum.

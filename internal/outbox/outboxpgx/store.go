@@ -189,7 +189,7 @@ func (e *executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertM
 	}
 	for i, m := range p.Messages {
 		ceIDs[i], topics[i], partitions[i] = m.EventID, m.Topic, m.Partition
-		keys[i], values[i], headers[i] = m.Key, m.Value, encodeHeaders(m.Headers)
+		keys[i], values[i], headers[i] = m.Key, m.Value, outbox.EncodeHeaders(m.Headers)
 		tss[i], deliverAts[i] = tstz(m.Timestamp), tstz(m.DeliverAt)
 		priorities[i], processed[i] = m.Priority, m.Processed
 	}
@@ -213,7 +213,7 @@ func (e *executor) copyMany(ctx context.Context, msgs []*outbox.Message) (int, e
 		if at.IsZero() {
 			at = now
 		}
-		return []any{m.EventID, m.Topic, m.Partition, m.Key, m.Value, encodeHeaders(m.Headers),
+		return []any{m.EventID, m.Topic, m.Partition, m.Key, m.Value, outbox.EncodeHeaders(m.Headers),
 			tstz(m.Timestamp), tstz(at), m.Priority, m.Processed}, nil
 	})
 	n, err := e.db.CopyFrom(ctx, pgx.Identifier{e.q.schema, "outbox"},
@@ -267,7 +267,7 @@ func scanRow(row pgx.CollectableRow) (*outbox.Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Headers, err = decodeHeaders(headers); err != nil {
+	if r.Headers, err = outbox.DecodeHeaders(headers); err != nil {
 		return nil, fmt.Errorf("row %d: %w", r.ID, err)
 	}
 	if ts.Valid {
@@ -451,7 +451,7 @@ func scanDeadLetter(row pgx.CollectableRow) (*outbox.DeadLetter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Headers, err = decodeHeaders(headers); err != nil {
+	if d.Headers, err = outbox.DecodeHeaders(headers); err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
 	}
 	if ts.Valid {

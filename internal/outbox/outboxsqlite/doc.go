@@ -43,8 +43,8 @@
 //   - A null key or value is NULL and an empty one a zero-length blob; they
 //     read back as nil and as a non-nil empty slice.
 //   - Headers are one blob of repeated [int32 big-endian name length]
-//     [name][int32 big-endian value length, -1 for a null value][value];
-//     no headers is NULL.
+//     [name][int32 big-endian value length, -1 for a null value][value]
+//     (outbox.EncodeHeaders, as in outboxpgx); no headers is NULL.
 //   - An empty EventID is stored as NULL, so such messages are never
 //     deduplicated (outboxpgx's ce_id is NOT NULL).
 //   - A row's lane is computed in Go, as outboxpgx's generated column

@@ -4,8 +4,6 @@ import (
 	"crypto/md5"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
-	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -23,70 +21,6 @@ func laneOf(topic string, key []byte) int32 {
 	hex.Encode(buf[n:], key)
 	sum := md5.Sum(buf)
 	return int32(binary.BigEndian.Uint32(sum[:4]) % outbox.Lanes)
-}
-
-// encodeHeaders is the headers column: repeated [int32 BE name length]
-// [name][int32 BE value length, -1 for a null value][value]. No headers is
-// NULL.
-func encodeHeaders(hs []outbox.Header) []byte {
-	if len(hs) == 0 {
-		return nil
-	}
-	n := 0
-	for _, h := range hs {
-		n += 8 + len(h.Key) + len(h.Value)
-	}
-	b := make([]byte, 0, n)
-	for _, h := range hs {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(h.Key)))
-		b = append(b, h.Key...)
-		if h.Value == nil {
-			b = binary.BigEndian.AppendUint32(b, math.MaxUint32) // -1
-			continue
-		}
-		b = binary.BigEndian.AppendUint32(b, uint32(len(h.Value)))
-		b = append(b, h.Value...)
-	}
-	return b
-}
-
-var errBadHeaders = errors.New("outboxsqlite: malformed headers column")
-
-// decodeHeaders reverses encodeHeaders. A non-null empty value decodes to
-// an empty, non-nil slice.
-func decodeHeaders(b []byte) ([]outbox.Header, error) {
-	if len(b) == 0 {
-		return nil, nil
-	}
-	var hs []outbox.Header
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return nil, errBadHeaders
-		}
-		n := int32(binary.BigEndian.Uint32(b))
-		b = b[4:]
-		if n < 0 || int(n) > len(b) {
-			return nil, errBadHeaders
-		}
-		var h outbox.Header
-		h.Key = string(b[:n])
-		b = b[n:]
-		if len(b) < 4 {
-			return nil, errBadHeaders
-		}
-		n = int32(binary.BigEndian.Uint32(b))
-		b = b[4:]
-		switch {
-		case n == -1:
-		case n < 0 || int(n) > len(b):
-			return nil, errBadHeaders
-		default:
-			h.Value = append(make([]byte, 0, n), b[:n]...)
-			b = b[n:]
-		}
-		hs = append(hs, h)
-	}
-	return hs, nil
 }
 
 // millis is a time as stored: Unix milliseconds, truncated.

@@ -67,7 +67,7 @@ func (e executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertMa
 			}
 			res, err := st.ExecContext(ctx,
 				nullString(m.EventID), m.Topic, int64(m.Partition), blob(m.Key), blob(m.Value),
-				blob(encodeHeaders(m.Headers)), nullMillis(m.Timestamp), deliverAt,
+				blob(outbox.EncodeHeaders(m.Headers)), nullMillis(m.Timestamp), deliverAt,
 				int64(m.Priority), boolInt(m.Processed), now, int64(laneOf(m.Topic, m.Key)))
 			if err != nil {
 				return err
@@ -141,7 +141,7 @@ func scanRow(rows *sql.Rows) (*outbox.Row, error) {
 		&headers, &ts, &deliverAt, &priority, &processed, &attempts, &r.LastError, &createdAt, &lane); err != nil {
 		return nil, err
 	}
-	hs, err := decodeHeaders(headers)
+	hs, err := outbox.DecodeHeaders(headers)
 	if err != nil {
 		return nil, fmt.Errorf("row %d: %w", r.ID, err)
 	}
@@ -380,7 +380,7 @@ func scanDead(rows *sql.Rows) (*outbox.DeadLetter, error) {
 		&failedAt, &published); err != nil {
 		return nil, err
 	}
-	hs, err := decodeHeaders(headers)
+	hs, err := outbox.DecodeHeaders(headers)
 	if err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", d.ID, err)
 	}

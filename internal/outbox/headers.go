@@ -1,16 +1,17 @@
-package outboxpgx
+package outbox
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/evproxy/evproxy/internal/outbox"
 )
 
-// encodeHeaders is the headers column: repeated [int32 BE name length]
-// [name][int32 BE value length, -1 for null][value]; nil for no headers.
-func encodeHeaders(hs []outbox.Header) []byte {
+// EncodeHeaders is the headers column of both stores (a PostgreSQL bytea,
+// a SQLite BLOB): for each header in order, [int32 big-endian name
+// length][name][int32 big-endian value length, -1 for a null
+// value][value]. No headers (nil or empty) encodes to nil, stored as NULL.
+// outboxpgx's publish function writes the same format in SQL.
+func EncodeHeaders(hs []Header) []byte {
 	if len(hs) == 0 {
 		return nil
 	}
@@ -32,15 +33,18 @@ func encodeHeaders(hs []outbox.Header) []byte {
 	return b
 }
 
-var errHeaders = errors.New("malformed headers column")
+// errHeaders is wrapped by every DecodeHeaders error.
+var errHeaders = errors.New("outbox: malformed headers column")
 
-// decodeHeaders reverses encodeHeaders; empty or nil is no headers (nil).
-// Values are copies, never aliases of b.
-func decodeHeaders(b []byte) ([]outbox.Header, error) {
+// DecodeHeaders reverses EncodeHeaders. Empty or nil b is no headers
+// (nil). A null value decodes to nil and a non-null empty one to an
+// empty, non-nil slice; values are copies, never aliases of b. A valid
+// column is canonical: it encodes back to the same bytes.
+func DecodeHeaders(b []byte) ([]Header, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	var hs []outbox.Header
+	var hs []Header
 	for len(b) > 0 {
 		if len(b) < 4 {
 			return nil, fmt.Errorf("%w: truncated name length", errHeaders)
@@ -50,7 +54,7 @@ func decodeHeaders(b []byte) ([]outbox.Header, error) {
 		if nl < 0 || int(nl) > len(b) {
 			return nil, fmt.Errorf("%w: name length %d", errHeaders, nl)
 		}
-		h := outbox.Header{Key: string(b[:nl])}
+		h := Header{Key: string(b[:nl])}
 		b = b[nl:]
 		if len(b) < 4 {
 			return nil, fmt.Errorf("%w: truncated value length", errHeaders)
