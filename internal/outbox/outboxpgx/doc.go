@@ -6,7 +6,7 @@
 // Migrate creates a schema (WithSchema, default "evproxy") holding:
 //
 //   - outbox: pending rows; lane is a generated column, a hash of topic and
-//     key (outboxtest.Lane).
+//     key (outbox.LaneOf).
 //   - lane: 64 lane leases (owner, lease_until).
 //   - dead_letter: records that could not be published.
 //   - migration: the applied migrations (version, name, applied_at).

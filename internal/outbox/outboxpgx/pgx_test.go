@@ -13,7 +13,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/evproxy/evproxy/internal/outbox"
-	"github.com/evproxy/evproxy/internal/outbox/outboxtest"
 )
 
 func testCtx(t *testing.T) context.Context {
@@ -64,7 +63,7 @@ func TestPublish(t *testing.T) {
 			if !slices.EqualFunc(r.Headers, want, headerEqual) {
 				t.Errorf("headers %v, want %v", r.Headers, want)
 			}
-			if r.Lane != outboxtest.Lane("orders", []byte("k1")) {
+			if r.Lane != outbox.LaneOf("orders", []byte("k1")) {
 				t.Errorf("lane %d", r.Lane)
 			}
 		}
@@ -560,6 +559,42 @@ func TestErrUnavailable(t *testing.T) {
 	}
 }
 
+// TestLaneOfMatchesSQL: the lane column PostgreSQL generates is
+// outbox.LaneOf, which outboxsqlite stores and the relay relies on.
+func TestLaneOfMatchesSQL(t *testing.T) {
+	t.Parallel()
+	s := newMigratedStore(t)
+	keys := map[string]struct {
+		topic string
+		key   []byte
+	}{
+		"nil": {"t", nil}, "empty": {"t", []byte{}}, "text": {"orders", []byte("k1")},
+		"binary": {"o", []byte{0, 0xff, 0x80}}, "utf8": {"a.b-c", []byte("äöü")}, "utf8topic": {"tøpic", []byte{0}},
+	}
+	for i := range 100 {
+		keys[fmt.Sprint("k", i)] = struct {
+			topic string
+			key   []byte
+		}{"t", []byte{byte(i), byte(i * 7), 'k'}}
+	}
+	var msgs []*outbox.Message
+	for id, k := range keys {
+		msgs = append(msgs, &outbox.Message{EventID: id, Topic: k.topic, Partition: -1, Key: k.key})
+	}
+	if _, err := s.OutboxInsertMany(testCtx(t), &outbox.OutboxInsertManyParams{Messages: msgs}); err != nil {
+		t.Fatal(err)
+	}
+	rows := claimAll(t, s, time.Now().Add(time.Minute))
+	if len(rows) != len(msgs) {
+		t.Fatalf("%d rows, want %d", len(rows), len(msgs))
+	}
+	for _, r := range rows {
+		if want := outbox.LaneOf(r.Topic, r.Key); r.Lane != want {
+			t.Errorf("row %s (%q, %q): lane %d, outbox.LaneOf %d", r.EventID, r.Topic, r.Key, r.Lane, want)
+		}
+	}
+}
+
 // TestOutboxMaintain: with the server's autovacuum off, maintenance
 // vacuums the outbox table (its deleted rows are gone from the table);
 // with it on, it leaves the table to autovacuum.
@@ -623,7 +658,7 @@ func TestInsertGeneratedIDsWithCopy(t *testing.T) {
 		m := msgs[i]
 		if r.EventID != m.EventID || r.Partition != m.Partition || string(r.Key) != string(m.Key) || (r.Key == nil) != (m.Key == nil) ||
 			string(r.Value) != string(m.Value) || (r.Value == nil) != (m.Value == nil) || r.Priority != m.Priority || r.Processed != m.Processed ||
-			len(r.Headers) != len(m.Headers) || r.Lane != outboxtest.Lane(m.Topic, m.Key) {
+			len(r.Headers) != len(m.Headers) || r.Lane != outbox.LaneOf(m.Topic, m.Key) {
 			t.Errorf("row %d = %+v, want %+v", i, r, m)
 		}
 	}

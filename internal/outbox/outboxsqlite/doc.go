@@ -47,9 +47,9 @@
 //     (outbox.EncodeHeaders, as in outboxpgx); no headers is NULL.
 //   - An empty EventID is stored as NULL, so such messages are never
 //     deduplicated (outboxpgx's ce_id is NOT NULL).
-//   - A row's lane is computed in Go, as outboxpgx's generated column
-//     computes it: the first four bytes of md5(topic + lowercase hex of
-//     key), big endian, modulo outbox.Lanes.
+//   - A row's lane is computed in Go with outbox.LaneOf, as outboxpgx's
+//     generated column computes it: the first four bytes of md5(topic +
+//     lowercase hex of key), big endian, modulo outbox.Lanes.
 //   - blocks and next_attempt_at are 0 until a retry sets them.
 //
 // Claims are one statement (a CTE over the (priority, id) index with

@@ -1,27 +1,10 @@
 package outboxsqlite
 
 import (
-	"crypto/md5"
-	"encoding/binary"
-	"encoding/hex"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/evproxy/evproxy/internal/outbox"
 )
-
-// laneOf is the lane of a (topic, key): the first four bytes of
-// md5(topic + lowercase hex of key), big endian, modulo outbox.Lanes, as
-// outboxpgx computes it (outboxtest.Lane). A null and an empty key hash
-// alike; that only puts them in the same lane.
-func laneOf(topic string, key []byte) int32 {
-	buf := make([]byte, len(topic)+hex.EncodedLen(len(key)))
-	n := copy(buf, topic)
-	hex.Encode(buf[n:], key)
-	sum := md5.Sum(buf)
-	return int32(binary.BigEndian.Uint32(sum[:4]) % outbox.Lanes)
-}
 
 // millis is a time as stored: Unix milliseconds, truncated.
 func millis(t time.Time) int64 { return t.UnixMilli() }

@@ -68,7 +68,7 @@ func (e executor) OutboxInsertMany(ctx context.Context, p *outbox.OutboxInsertMa
 			res, err := st.ExecContext(ctx,
 				nullString(m.EventID), m.Topic, int64(m.Partition), blob(m.Key), blob(m.Value),
 				blob(outbox.EncodeHeaders(m.Headers)), nullMillis(m.Timestamp), deliverAt,
-				int64(m.Priority), boolInt(m.Processed), now, int64(laneOf(m.Topic, m.Key)))
+				int64(m.Priority), boolInt(m.Processed), now, int64(outbox.LaneOf(m.Topic, m.Key)))
 			if err != nil {
 				return err
 			}
@@ -447,7 +447,7 @@ func (e executor) DeadLetterReplay(ctx context.Context, p *outbox.DeadLetterList
 		}
 		now := time.Now().UnixMilli()
 		for _, d := range dls {
-			if _, err := q.ExecContext(ctx, qDeadReplay, d.id, now, int64(laneOf(d.topic, d.key))); err != nil {
+			if _, err := q.ExecContext(ctx, qDeadReplay, d.id, now, int64(outbox.LaneOf(d.topic, d.key))); err != nil {
 				return err
 			}
 			if _, err := q.ExecContext(ctx, qDeadDelete, d.id); err != nil {

@@ -161,7 +161,7 @@ func TestClaimMatchesModel(t *testing.T) {
 					DeliverAt: base.Add(time.Duration(rng.IntN(5)-3) * time.Minute),
 				}
 				msgs[i] = m
-				model[i] = &modelRow{topic: m.Topic, key: m.Key, priority: m.Priority, deliver: m.DeliverAt, lane: laneOf(m.Topic, m.Key)}
+				model[i] = &modelRow{topic: m.Topic, key: m.Key, priority: m.Priority, deliver: m.DeliverAt, lane: outbox.LaneOf(m.Topic, m.Key)}
 			}
 			insertN(t, s, n, msgs...)
 			rows := claimAll(t, s)
@@ -179,7 +179,7 @@ func TestClaimMatchesModel(t *testing.T) {
 			if err := s.OutboxComplete(ctx, &outbox.OutboxCompleteParams{Retry: retries}); err != nil {
 				t.Fatal(err)
 			}
-			laneSets := [][]int32{nil, {}, {model[0].lane}, {laneOf("t", []byte("a")), laneOf("u", nil), laneOf("t", nil)}}
+			laneSets := [][]int32{nil, {}, {model[0].lane}, {outbox.LaneOf("t", []byte("a")), outbox.LaneOf("u", nil), outbox.LaneOf("t", nil)}}
 			for _, dt := range []time.Duration{-4 * time.Minute, -time.Minute, 0, time.Minute, 3 * time.Minute} {
 				now := base.Add(dt)
 				for _, limit := range []int{1, 2, 3, 5, 100} {

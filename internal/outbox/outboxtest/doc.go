@@ -21,7 +21,7 @@
 //
 // # Lanes
 //
-// A row's lane is Lane(topic, key): the first four bytes of
+// A row's lane is outbox.LaneOf(topic, key): the first four bytes of
 // md5(topic + lowercase hex of key), big endian, modulo outbox.Lanes. A nil
 // key and an empty key hash alike (they are still different keys for
 // ordering).

@@ -266,7 +266,7 @@ func (s *suite) testInsertMany(t *testing.T) {
 			if d := diffMessage(&r.Message, &want[i]); d != "" {
 				t.Errorf("row %s: %s", r.EventID, d)
 			}
-			if wl := Lane(r.Topic, r.Key); r.Lane != wl {
+			if wl := outbox.LaneOf(r.Topic, r.Key); r.Lane != wl {
 				t.Errorf("row %s: Lane = %d, want %d", r.EventID, r.Lane, wl)
 			}
 			if r.Attempts != 0 || r.LastError != "" {
@@ -636,7 +636,7 @@ func (s *suite) testClaimBatch(t *testing.T) {
 		lanesOf := map[string]int32{}
 		for i := range 200 {
 			m := msg(fmt.Sprint("e", i), "t", fmt.Sprint("k", i), now.Add(-time.Minute))
-			lanesOf[m.EventID] = Lane(m.Topic, m.Key)
+			lanesOf[m.EventID] = outbox.LaneOf(m.Topic, m.Key)
 			msgs = append(msgs, m)
 		}
 		insert(t, st, len(msgs), msgs...)
@@ -1236,7 +1236,7 @@ func (s *suite) testDeadLetter(t *testing.T) {
 			if r.DeliverAt.After(before.Add(time.Second)) || r.DeliverAt.Before(now.Add(-time.Second)) {
 				t.Errorf("replayed %s: DeliverAt %v, want about now", r.EventID, r.DeliverAt)
 			}
-			if r.Attempts != 0 || r.LastError != "" || r.Lane != Lane(r.Topic, r.Key) {
+			if r.Attempts != 0 || r.LastError != "" || r.Lane != outbox.LaneOf(r.Topic, r.Key) {
 				t.Errorf("replayed %s: %+v", r.EventID, r)
 			}
 		}

@@ -27,7 +27,7 @@ CREATE TABLE {{schema}}.outbox (
     blocks          boolean     NOT NULL DEFAULT true,
     created_at      timestamptz NOT NULL DEFAULT now(),
     -- outbox.Lanes = 64 lanes, a hash of topic and key
-    -- (outboxtest.Lane computes the same in Go).
+    -- (outbox.LaneOf computes the same in Go).
     lane            smallint    NOT NULL GENERATED ALWAYS AS ((
         ('x' || substr(md5(topic || coalesce(encode(key, 'hex'), '')), 1, 8))::bit(32)::bigint % 64
     )::smallint) STORED,
