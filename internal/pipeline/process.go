@@ -88,85 +88,108 @@ type item struct {
 // rejected.
 type rejection struct {
 	it     item
+	route  *Route
 	code   int32
 	reason string
 	plugin string
+}
+
+// group is the records of one (route, event type) in a batch, in input
+// order: one plugin call per plugin of the route's chain.
+type group struct {
+	route     *Route
+	eventType string
+	n         int    // records in the group
+	items     []item // the group's records, then what its chain made of them
 }
 
 // Process runs every record through the chain of its route and returns the
 // outcome. Records whose route has no plugins pass unchanged. A record no
 // route claims (its topic has routes, but not for its event type) fails the
 // batch like on_reject = "error" does.
+//
+// Process allocates per batch, not per record: the records of a batch
+// usually share one route and event type, and its outputs are collected in
+// a few slices sized up front.
 func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 	var out Outcome
-	// Group consecutive work by (route, event type) while keeping each
-	// record's position: records are processed per group, then merged
-	// back in input order.
-	type group struct {
-		route     *Route
-		eventType string
-		items     []item
-	}
-	var groups []*group
-	find := func(rt *Route, et string) *group {
-		for _, g := range groups {
-			if g.route == rt && g.eventType == et {
-				return g
-			}
-		}
-		g := &group{route: rt, eventType: et}
-		groups = append(groups, g)
-		return g
-	}
-	routeOf := make([]*Route, len(in.Records))
+	recs := in.Records
+	// Group records by (route, event type), keeping each record's
+	// position: each group runs its chain, then the groups' outputs are
+	// merged back in input order.
+	c := p.Router.candidates(in.Topic)
+	var groups []group
+	gidx := make([]uint32, len(recs))
+	last := -1
 	var unrouted []RecordError
-	for i := range in.Records {
-		r := &in.Records[i]
-		rt, et := p.Router.MatchRecord(in.Topic, headerLookup(r.Headers), r.Value)
+	for i := range recs {
+		r := &recs[i]
+		prev := ""
+		if last >= 0 {
+			prev = groups[last].eventType
+		}
+		rt, et := c.matchHeaders(in.Topic, r.Headers, r.Value, prev)
 		if rt == nil {
 			// Routes claim the topic only for some event types; a
 			// record of another type is refused like an unrouted topic.
-			et = EventType(in.Topic, headerLookup(r.Headers), r.Value, nil)
+			et = eventTypeOf(in.Topic, r.Headers, r.Value, nil, prev)
 			unrouted = append(unrouted, RecordError{Index: int32(i), Message: fmt.Sprintf("evproxy: no route matches topic %q with event type %q", in.Topic, et)})
 			continue
 		}
-		routeOf[i] = rt
-		g := find(rt, et)
-		g.items = append(g.items, item{idx: int32(i), topic: in.Topic, rec: *r})
+		if last < 0 || groups[last].route != rt || groups[last].eventType != et {
+			last = -1
+			for g := range groups {
+				if groups[g].route == rt && groups[g].eventType == et {
+					last = g
+					break
+				}
+			}
+			if last < 0 {
+				groups = append(groups, group{route: rt, eventType: et})
+				last = len(groups) - 1
+			}
+		}
+		groups[last].n++
+		gidx[i] = uint32(last)
 	}
 	if len(unrouted) > 0 {
 		return Outcome{Errors: unrouted}, nil
 	}
-	// results[i] are the outputs of input record i, in order.
-	results := make([][]item, len(in.Records))
+	// Partition one backing array among the groups.
+	backing := make([]item, len(recs))
+	off := 0
+	for g := range groups {
+		groups[g].items = backing[off : off : off+groups[g].n]
+		off += groups[g].n
+	}
+	for i := range recs {
+		g := &groups[gidx[i]]
+		g.items = append(g.items, item{idx: int32(i), topic: in.Topic, rec: recs[i]})
+	}
 	var rejected []rejection
-	for _, g := range groups {
-		items := g.items
-		for _, name := range g.route.Plugins {
-			if len(items) == 0 {
+	for g := range groups {
+		grp := &groups[g]
+		for _, name := range grp.route.Plugins {
+			if len(grp.items) == 0 {
 				break
 			}
-			next, rej, err := p.runPlugin(ctx, name, g.eventType, in.Partition, items)
+			next, rej, err := p.runPlugin(ctx, name, grp.eventType, in.Partition, grp.items)
 			if err != nil {
 				return Outcome{}, err
 			}
-			items = next
+			grp.items = next
 			for i := range rej {
-				rej[i].plugin = name
+				rej[i].plugin, rej[i].route = name, grp.route
 			}
 			rejected = append(rejected, rej...)
-		}
-		for _, it := range items {
-			results[it.idx] = append(results[it.idx], it)
 		}
 	}
 	// Record outcome of rejections.
 	for _, rj := range rejected {
-		rt := routeOf[rj.it.idx]
 		switch {
-		case rt.OnReject == RejectError:
+		case rj.route.OnReject == RejectError:
 			out.Errors = append(out.Errors, RecordError{Index: rj.it.idx, Message: rj.reason})
-		case rt.OnReject == RejectDrop || !p.DeadLetter.Enabled:
+		case rj.route.OnReject == RejectDrop || !p.DeadLetter.Enabled:
 			out.Dropped++
 		default:
 			out.Side = append(out.Side, p.deadLetter(in, rj))
@@ -179,44 +202,90 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 	}
 	deadLetters := out.Side
 	out.Side = nil
-	for i := range results {
-		if results[i] == nil {
-			continue
+	out.Main = make([]batchcodec.Record, 0, len(recs))
+	merge(groups, func(it *item) {
+		if it.topic == in.Topic {
+			out.Main = append(out.Main, it.rec)
+		} else {
+			out.Side = append(out.Side, SideRecord{Topic: it.topic, Key: it.rec.Key, Value: it.rec.Value, Headers: it.rec.Headers, Timestamp: it.rec.Timestamp})
 		}
-		for _, it := range results[i] {
-			if it.topic == in.Topic {
-				out.Main = append(out.Main, it.rec)
-			} else {
-				out.Side = append(out.Side, SideRecord{Topic: it.topic, Key: it.rec.Key, Value: it.rec.Value, Headers: it.rec.Headers, Timestamp: it.rec.Timestamp})
-			}
-		}
-	}
+	})
 	out.Side = append(out.Side, deadLetters...)
 	return out, nil
 }
 
-// runPlugin runs one plugin over items and applies its verdicts.
+// merge calls fn on the groups' items in input order. Each group's items
+// are in input order (a chain keeps the order of its records and puts a
+// record's outputs where the record was), and an input record belongs to
+// one group, so a merge by input index gives every record's outputs in
+// input order.
+func merge(groups []group, fn func(*item)) {
+	if len(groups) == 1 {
+		for i := range groups[0].items {
+			fn(&groups[0].items[i])
+		}
+		return
+	}
+	heads := make([]int, len(groups))
+	for {
+		best := -1
+		for g := range groups {
+			if heads[g] < len(groups[g].items) && (best < 0 || groups[g].items[heads[g]].idx < groups[best].items[heads[best]].idx) {
+				best = g
+			}
+		}
+		if best < 0 {
+			return
+		}
+		// Every output of that input record, then look again.
+		items := groups[best].items
+		idx := items[heads[best]].idx
+		for heads[best] < len(items) && items[heads[best]].idx == idx {
+			fn(&items[heads[best]])
+			heads[best]++
+		}
+	}
+}
+
+// runPlugin runs one plugin over items and applies its verdicts. When
+// every verdict is KEEP, items is returned as is.
 func (p *Processor) runPlugin(ctx context.Context, name, eventType string, partition int32, items []item) ([]item, []rejection, error) {
 	pl, release := p.Plugins.Get(name)
 	if pl == nil {
 		return nil, nil, fmt.Errorf("pipeline: plugin %q is not loaded", name)
 	}
 	defer release()
-	recs := make([]plugins.Record, len(items))
-	for i, it := range items {
-		recs[i] = toPluginRecord(it, partition)
-	}
-	verdicts, err := pl.Process(ctx, eventType, recs)
+	verdicts, err := pl.Process(ctx, eventType, pluginRecords(items, partition))
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: plugin %q: %w", name, err)
 	}
 	if len(verdicts) != len(items) {
 		return nil, nil, fmt.Errorf("pipeline: plugin %q returned %d verdicts for %d records", name, len(verdicts), len(items))
 	}
-	next := items[:0:0]
+	outputs, headers, kept := 0, 0, 0
+	for i := range verdicts {
+		switch v := &verdicts[i]; v.Action {
+		case plugins.Keep:
+			kept++
+			outputs++
+		case plugins.Replace:
+			outputs += len(v.Outputs)
+			for j := range v.Outputs {
+				headers += len(v.Outputs[j].Headers)
+			}
+		}
+	}
+	if kept == len(items) {
+		return items, nil, nil
+	}
+	next := make([]item, 0, outputs)
+	var hs []batchcodec.Header
+	if headers > 0 {
+		hs = make([]batchcodec.Header, headers)
+	}
 	var rej []rejection
-	for i, v := range verdicts {
-		it := items[i]
+	for i := range verdicts {
+		v, it := &verdicts[i], items[i]
 		switch v.Action {
 		case plugins.Keep:
 			next = append(next, it)
@@ -224,24 +293,40 @@ func (p *Processor) runPlugin(ctx context.Context, name, eventType string, parti
 		case plugins.Reject:
 			rej = append(rej, rejection{it: it, code: v.Code, reason: v.Reason})
 		case plugins.Replace:
-			for _, o := range v.Outputs {
-				next = append(next, applyOutput(it, o))
+			for j := range v.Outputs {
+				var o item
+				o, hs = applyOutput(it, &v.Outputs[j], hs)
+				next = append(next, o)
 			}
 		}
 	}
 	return next, rej, nil
 }
 
-func toPluginRecord(it item, partition int32) plugins.Record {
-	hs := make([]plugins.Header, len(it.rec.Headers))
-	for i, h := range it.rec.Headers {
-		hs[i] = plugins.Header{Name: h.Key, Value: h.Value}
+// pluginRecords gives items to a plugin, with one backing array for all
+// their headers.
+func pluginRecords(items []item, partition int32) []plugins.Record {
+	n := 0
+	for i := range items {
+		n += len(items[i].rec.Headers)
 	}
-	return plugins.Record{Topic: it.topic, Partition: partition, Timestamp: it.rec.Timestamp, Key: it.rec.Key, Value: it.rec.Value, Headers: hs}
+	recs := make([]plugins.Record, len(items))
+	hs := make([]plugins.Header, n)
+	for i := range items {
+		it := &items[i]
+		rh := hs[:len(it.rec.Headers):len(it.rec.Headers)]
+		hs = hs[len(it.rec.Headers):]
+		for j, h := range it.rec.Headers {
+			rh[j] = plugins.Header{Name: h.Key, Value: h.Value}
+		}
+		recs[i] = plugins.Record{Topic: it.topic, Partition: partition, Timestamp: it.rec.Timestamp, Key: it.rec.Key, Value: it.rec.Value, Headers: rh}
+	}
+	return recs
 }
 
-// applyOutput makes the item a REPLACE output describes.
-func applyOutput(in item, o plugins.Output) item {
+// applyOutput makes the item a REPLACE output describes, taking its headers
+// from the front of hs and returning the rest.
+func applyOutput(in item, o *plugins.Output, hs []batchcodec.Header) (item, []batchcodec.Header) {
 	out := in
 	if o.TopicSet {
 		out.topic = o.Topic
@@ -253,13 +338,18 @@ func applyOutput(in item, o plugins.Output) item {
 		out.rec.Value = o.Value
 	}
 	if o.HeadersSet {
-		hs := make([]batchcodec.Header, len(o.Headers))
-		for i, h := range o.Headers {
-			hs[i] = batchcodec.Header{Key: h.Name, Value: h.Value}
+		if len(o.Headers) == 0 {
+			out.rec.Headers = nil
+		} else {
+			rh := hs[:len(o.Headers):len(o.Headers)]
+			hs = hs[len(o.Headers):]
+			for i, h := range o.Headers {
+				rh[i] = batchcodec.Header{Key: h.Name, Value: h.Value}
+			}
+			out.rec.Headers = rh
 		}
-		out.rec.Headers = hs
 	}
-	return out
+	return out, hs
 }
 
 // deadLetter builds the dead-letter record of a rejection (DESIGN §6).
@@ -281,18 +371,6 @@ func (p *Processor) deadLetter(in Input, rj rejection) SideRecord {
 		batchcodec.Header{Key: "evproxy.failed.at", Value: []byte(now().UTC().Format(time.RFC3339Nano))},
 	)
 	return SideRecord{Topic: in.Topic + p.DeadLetter.TopicSuffix, Key: orig.Key, Value: orig.Value, Headers: hs, Timestamp: orig.Timestamp}
-}
-
-// headerLookup returns a lookup over headers (last value wins).
-func headerLookup(hs []batchcodec.Header) func(string) ([]byte, bool) {
-	return func(name string) ([]byte, bool) {
-		for i := len(hs) - 1; i >= 0; i-- {
-			if hs[i].Key == name {
-				return hs[i].Value, true
-			}
-		}
-		return nil, false
-	}
 }
 
 // Loaded adapts the runtime's plugin set to PluginSet.

@@ -216,3 +216,90 @@ func TestProcessRefusesUnroutedEventType(t *testing.T) {
 		t.Fatalf("outcome %+v", out)
 	}
 }
+
+func TestProcessMergesGroupsInInputOrder(t *testing.T) {
+	// Event type x fans out to a copy (main) and an audit record (side);
+	// y drops "drop" values and keeps the rest. Outputs must come back in
+	// input order across the two groups, each record's outputs together.
+	fan := &funcPlugin{fn: func(r plugins.Record) plugins.Verdict {
+		return plugins.Verdict{Action: plugins.Replace, Outputs: []plugins.Output{
+			{Value: append(append([]byte(nil), r.Value...), 'a'), ValueSet: true},
+			{Value: append(append([]byte(nil), r.Value...), 'b'), ValueSet: true},
+			{Topic: "audit", TopicSet: true},
+		}}
+	}}
+	drop := &funcPlugin{fn: func(r plugins.Record) plugins.Verdict {
+		if bytes.HasPrefix(r.Value, []byte("drop")) {
+			return plugins.Verdict{Action: plugins.Drop}
+		}
+		return plugins.Verdict{Action: plugins.Keep}
+	}}
+	router, _ := NewRouter([]Route{
+		{Name: "x", Topics: []string{"t"}, EventTypes: []string{"x"}, Plugins: []string{"fan"}},
+		{Name: "y", Topics: []string{"t"}, EventTypes: []string{"y"}, Plugins: []string{"drop"}},
+	})
+	p := &Processor{Router: router, Plugins: fakeSet{"fan": fan, "drop": drop}}
+	input := []batchcodec.Record{
+		rec("1", "1", "ce_type", "x"), rec("2", "2", "ce_type", "y"), rec("3", "drop3", "ce_type", "y"),
+		rec("4", "4", "ce_type", "x"), rec("5", "5", "ce_type", "y"), rec("6", "6", "ce_type", "x"),
+	}
+	out, err := p.Process(context.Background(), Input{Topic: "t", Records: input})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var main, side []string
+	for _, r := range out.Main {
+		main = append(main, string(r.Value))
+	}
+	for _, r := range out.Side {
+		side = append(side, r.Topic+"="+string(r.Value))
+	}
+	if got, want := strings.Join(main, ","), "1a,1b,2,4a,4b,5,6a,6b"; got != want {
+		t.Fatalf("main records %s, want %s", got, want)
+	}
+	if got, want := strings.Join(side, ","), "audit=1,audit=4,audit=6"; got != want {
+		t.Fatalf("side records %s, want %s", got, want)
+	}
+	if out.Dropped != 0 || out.Rejected != 0 {
+		t.Fatalf("a plugin's DROP is not a rejection: %+v", out)
+	}
+	if fmt.Sprint(fan.calls, drop.calls) != "[x:3] [y:3]" {
+		t.Fatalf("plugin calls %v %v, want one call per event type", fan.calls, drop.calls)
+	}
+}
+
+// TestProcessAllocatesPerBatch guards the hot path: Process allocates per
+// batch, not per record, when a plugin keeps or rewrites every record.
+func TestProcessAllocatesPerBatch(t *testing.T) {
+	keep := &funcPlugin{fn: func(plugins.Record) plugins.Verdict { return plugins.Verdict{Action: plugins.Keep} }}
+	outs := []plugins.Output{{Headers: []plugins.Header{{Name: "enriched-by", Value: []byte("bench")}}, HeadersSet: true}}
+	replace := &funcPlugin{fn: func(plugins.Record) plugins.Verdict {
+		return plugins.Verdict{Action: plugins.Replace, Outputs: outs}
+	}}
+	for _, name := range []string{"keep", "replace"} {
+		t.Run(name, func(t *testing.T) {
+			router, _ := NewRouter([]Route{{Name: "r", Topics: []string{"t"}, Plugins: []string{name}}})
+			p := &Processor{Router: router, Plugins: fakeSet{"keep": keep, "replace": replace}}
+			allocs := func(n int) float64 {
+				recs := make([]batchcodec.Record, n)
+				for i := range recs {
+					recs[i] = rec("k", "v", "ce_type", "order.created")
+				}
+				return testing.AllocsPerRun(20, func() {
+					keep.calls, replace.calls = keep.calls[:0], replace.calls[:0]
+					if _, err := p.Process(context.Background(), Input{Topic: "t", Records: recs}); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
+			// The test plugins allocate their verdicts (one slice per
+			// call, and the call log), like a real plugin's Process. A
+			// slice that grows with the batch may take one more
+			// allocation (the race detector's runtime differs); one per
+			// record would be hundreds more.
+			if small, large := allocs(10), allocs(1000); large > small+2 {
+				t.Fatalf("Process allocates %.0f times for 1000 records, %.0f for 10: allocations grow with records", large, small)
+			}
+		})
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/evproxy/evproxy/internal/batchcodec"
 )
 
 // Delivery is how a route's records reach Kafka.
@@ -181,6 +183,52 @@ func (r *Router) MatchRecord(topic string, headers func(name string) ([]byte, bo
 		}
 	}
 	return nil, ""
+}
+
+// matchHeaders is MatchRecord over a record's decoded headers. When the
+// event type equals prev (the previous record's, typically), prev is
+// returned without allocating a new string.
+func (c *candidates) matchHeaders(topic string, hs []batchcodec.Header, value []byte, prev string) (*Route, string) {
+	for _, rt := range c.routes {
+		et := eventTypeOf(topic, hs, value, rt, prev)
+		if rt.anyType || matchAny(rt.EventTypes, et) {
+			return rt, et
+		}
+	}
+	return nil, ""
+}
+
+// eventTypeOf is EventType over decoded headers, returning prev when the
+// event type equals it.
+func eventTypeOf(topic string, hs []batchcodec.Header, value []byte, rt *Route, prev string) string {
+	intern := func(b []byte) string {
+		if string(b) == prev {
+			return prev
+		}
+		return string(b)
+	}
+	if v, ok := lastHeader(hs, "ce_type"); ok && len(v) > 0 {
+		return intern(v)
+	}
+	if v, ok := lastHeader(hs, "event_type"); ok && len(v) > 0 {
+		return intern(v)
+	}
+	if rt != nil && rt.gjPath != "" && len(value) > 0 {
+		if res := gjson.GetBytes(value, rt.gjPath); res.Type == gjson.String && res.Str != "" {
+			return res.Str
+		}
+	}
+	return topic
+}
+
+// lastHeader returns the value of the last header called name.
+func lastHeader(hs []batchcodec.Header, name string) ([]byte, bool) {
+	for i := len(hs) - 1; i >= 0; i-- {
+		if hs[i].Key == name {
+			return hs[i].Value, true
+		}
+	}
+	return nil, false
 }
 
 // EventType is a record's event type under route rt (DESIGN §6): header
