@@ -24,11 +24,20 @@ plugin-tests:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/proxy
+	$(GO) test -run '^$$' -fuzz '^FuzzSkipTags$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/proxy
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/recordbatch
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/config
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/batchcodec
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeVerdicts$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/plugins
+	$(GO) test -run '^$$' -fuzz '^FuzzInstrument$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/plugins
 	$(GO) test -run '^$$' -fuzz '^FuzzToRecordBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/messageset
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeHeaders$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./internal/outbox
+	cd plugins/sdk/go && $(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
+	cd plugins/sdk/go && $(GO) test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s .
+	cd plugins/sdk/go && $(GO) test -run '^$$' -fuzz '^FuzzDecodeVerdicts$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./evptest
+	cd plugins/sdk/go && $(GO) test -run '^$$' -fuzz '^FuzzGet$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./jsonf
+	cd plugins/sdk/go && $(GO) test -run '^$$' -fuzz '^FuzzSet$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./jsonf
+	cd plugins/sdk/go && $(GO) test -run '^$$' -fuzz '^FuzzUnquote$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./jsonf
 
 ## bench: throughput and latency, direct vs through evproxy (docs/benchmarks.md)
 bench:
