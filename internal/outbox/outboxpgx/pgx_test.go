@@ -564,18 +564,16 @@ func TestErrUnavailable(t *testing.T) {
 func TestLaneOfMatchesSQL(t *testing.T) {
 	t.Parallel()
 	s := newMigratedStore(t)
-	keys := map[string]struct {
+	type topicKey struct {
 		topic string
 		key   []byte
-	}{
+	}
+	keys := map[string]topicKey{ // by event id
 		"nil": {"t", nil}, "empty": {"t", []byte{}}, "text": {"orders", []byte("k1")},
 		"binary": {"o", []byte{0, 0xff, 0x80}}, "utf8": {"a.b-c", []byte("äöü")}, "utf8topic": {"tøpic", []byte{0}},
 	}
 	for i := range 100 {
-		keys[fmt.Sprint("k", i)] = struct {
-			topic string
-			key   []byte
-		}{"t", []byte{byte(i), byte(i * 7), 'k'}}
+		keys[fmt.Sprint("k", i)] = topicKey{"t", []byte{byte(i), byte(i * 7), 'k'}}
 	}
 	var msgs []*outbox.Message
 	for id, k := range keys {
