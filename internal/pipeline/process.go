@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/evproxy/evproxy/internal/batchcodec"
@@ -11,9 +13,10 @@ import (
 )
 
 // Plugin runs one plugin over a batch of records of one event type,
-// returning one verdict per record (internal/plugins.Plugin).
+// returning one verdict per record (internal/plugins.Plugin.ProcessWith).
+// The verdicts' memory comes from b and stays valid until b is Reset.
 type Plugin interface {
-	Process(ctx context.Context, eventType string, recs []plugins.Record) ([]plugins.Verdict, error)
+	ProcessWith(ctx context.Context, eventType string, recs []plugins.Record, b *plugins.Buffers) ([]plugins.Verdict, error)
 }
 
 // PluginSet gives the loaded plugins by name, or nil; release must be
@@ -35,6 +38,41 @@ type Processor struct {
 	DeadLetter DeadLetter
 	// Now is the clock for evproxy.failed.at; nil means time.Now.
 	Now func() time.Time
+
+	scratches sync.Pool // of *scratch, returned by Outcome.Release
+}
+
+// scratch is the memory of one Process call: its outcome's records and
+// headers, and what the plugins saw and answered. Outcome.Release gives it
+// back for the next call.
+type scratch struct {
+	gidx     []uint32
+	groups   []group
+	items    []item
+	recs     []plugins.Record
+	phs      []plugins.Header
+	hs       []batchcodec.Header
+	main     []batchcodec.Record
+	verdicts plugins.Buffers
+}
+
+// reset makes the scratch's memory reusable.
+func (s *scratch) reset() {
+	s.groups = s.groups[:0]
+	s.items, s.recs, s.phs, s.hs = s.items[:0], s.recs[:0], s.phs[:0], s.hs[:0]
+	s.verdicts.Reset()
+}
+
+// grow returns n elements from the free room of *a, growing it (to a new
+// array: what was handed out before stays valid) when the room is short.
+// The elements are not zeroed: callers overwrite them.
+func grow[T any](a *[]T, n int) []T {
+	if cap(*a)-len(*a) < n {
+		*a = make([]T, 0, max(2*cap(*a), n, 16))
+	}
+	l := len(*a)
+	*a = (*a)[:l+n]
+	return (*a)[l : l+n : l+n]
 }
 
 // Input is one partition batch, decoded.
@@ -75,6 +113,19 @@ type Outcome struct {
 	Errors []RecordError
 	// Dropped and DeadLettered count records by fate.
 	Dropped, DeadLettered, Rejected int
+
+	release func()
+}
+
+// Release lets the next Process call reuse the outcome's memory. After it,
+// nothing of the outcome may be used: not its records, nor the byte slices
+// and strings in them (encode Main, copy Side first). Not calling Release
+// is safe; the memory then goes to the garbage collector.
+func (o *Outcome) Release() {
+	if o.release != nil {
+		o.release()
+		o.release = nil
+	}
 }
 
 // item is a record moving through a chain, remembering its input index.
@@ -108,18 +159,39 @@ type group struct {
 // route claims (its topic has routes, but not for its event type) fails the
 // batch like on_reject = "error" does.
 //
-// Process allocates per batch, not per record: the records of a batch
-// usually share one route and event type, and its outputs are collected in
-// a few slices sized up front.
+// The outcome's records alias in.Records and the plugins' verdicts. Its
+// memory comes from a scratch that Outcome.Release returns for the next
+// call, so that a steady stream of batches allocates almost nothing.
 func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
+	sc, _ := p.scratches.Get().(*scratch)
+	if sc == nil {
+		sc = &scratch{}
+	}
+	out, err := p.process(ctx, in, sc)
+	if err != nil || len(out.Main)+len(out.Side) == 0 {
+		sc.reset()
+		p.scratches.Put(sc)
+		return out, err
+	}
+	out.release = func() {
+		sc.reset()
+		p.scratches.Put(sc)
+	}
+	return out, nil
+}
+
+func (p *Processor) process(ctx context.Context, in Input, sc *scratch) (Outcome, error) {
 	var out Outcome
 	recs := in.Records
 	// Group records by (route, event type), keeping each record's
 	// position: each group runs its chain, then the groups' outputs are
 	// merged back in input order.
 	c := p.Router.candidates(in.Topic)
-	var groups []group
-	gidx := make([]uint32, len(recs))
+	if cap(sc.gidx) < len(recs) {
+		sc.gidx = make([]uint32, len(recs))
+	}
+	gidx := sc.gidx[:len(recs)]
+	groups := sc.groups[:0]
 	last := -1
 	var unrouted []RecordError
 	for i := range recs {
@@ -152,11 +224,12 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 		groups[last].n++
 		gidx[i] = uint32(last)
 	}
+	sc.groups = groups
 	if len(unrouted) > 0 {
 		return Outcome{Errors: unrouted}, nil
 	}
 	// Partition one backing array among the groups.
-	backing := make([]item, len(recs))
+	backing := grow(&sc.items, len(recs))
 	off := 0
 	for g := range groups {
 		groups[g].items = backing[off : off : off+groups[g].n]
@@ -173,7 +246,7 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 			if len(grp.items) == 0 {
 				break
 			}
-			next, rej, err := p.runPlugin(ctx, name, grp.eventType, in.Partition, grp.items)
+			next, rej, err := p.runPlugin(ctx, sc, name, grp.eventType, in.Partition, grp.items)
 			if err != nil {
 				return Outcome{}, err
 			}
@@ -184,11 +257,12 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 			rejected = append(rejected, rej...)
 		}
 	}
-	// Record outcome of rejections.
+	// Record outcome of rejections. What outlives the scratch is copied:
+	// the reasons of errors, and dead letters (built from the input).
 	for _, rj := range rejected {
 		switch {
 		case rj.route.OnReject == RejectError:
-			out.Errors = append(out.Errors, RecordError{Index: rj.it.idx, Message: rj.reason})
+			out.Errors = append(out.Errors, RecordError{Index: rj.it.idx, Message: strings.Clone(rj.reason)})
 		case rj.route.OnReject == RejectDrop || !p.DeadLetter.Enabled:
 			out.Dropped++
 		default:
@@ -202,7 +276,14 @@ func (p *Processor) Process(ctx context.Context, in Input) (Outcome, error) {
 	}
 	deadLetters := out.Side
 	out.Side = nil
-	out.Main = make([]batchcodec.Record, 0, len(recs))
+	n := 0
+	for g := range groups {
+		n += len(groups[g].items)
+	}
+	if cap(sc.main) < n {
+		sc.main = make([]batchcodec.Record, 0, n)
+	}
+	out.Main = sc.main[:0]
 	merge(groups, func(it *item) {
 		if it.topic == in.Topic {
 			out.Main = append(out.Main, it.rec)
@@ -249,13 +330,13 @@ func merge(groups []group, fn func(*item)) {
 
 // runPlugin runs one plugin over items and applies its verdicts. When
 // every verdict is KEEP, items is returned as is.
-func (p *Processor) runPlugin(ctx context.Context, name, eventType string, partition int32, items []item) ([]item, []rejection, error) {
+func (p *Processor) runPlugin(ctx context.Context, sc *scratch, name, eventType string, partition int32, items []item) ([]item, []rejection, error) {
 	pl, release := p.Plugins.Get(name)
 	if pl == nil {
 		return nil, nil, fmt.Errorf("pipeline: plugin %q is not loaded", name)
 	}
 	defer release()
-	verdicts, err := pl.Process(ctx, eventType, pluginRecords(items, partition))
+	verdicts, err := pl.ProcessWith(ctx, eventType, sc.pluginRecords(items, partition), &sc.verdicts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pipeline: plugin %q: %w", name, err)
 	}
@@ -278,11 +359,8 @@ func (p *Processor) runPlugin(ctx context.Context, name, eventType string, parti
 	if kept == len(items) {
 		return items, nil, nil
 	}
-	next := make([]item, 0, outputs)
-	var hs []batchcodec.Header
-	if headers > 0 {
-		hs = make([]batchcodec.Header, headers)
-	}
+	next := grow(&sc.items, outputs)[:0]
+	hs := grow(&sc.hs, headers)
 	var rej []rejection
 	for i := range verdicts {
 		v, it := &verdicts[i], items[i]
@@ -303,15 +381,14 @@ func (p *Processor) runPlugin(ctx context.Context, name, eventType string, parti
 	return next, rej, nil
 }
 
-// pluginRecords gives items to a plugin, with one backing array for all
-// their headers.
-func pluginRecords(items []item, partition int32) []plugins.Record {
+// pluginRecords gives items to a plugin, from the scratch's memory.
+func (sc *scratch) pluginRecords(items []item, partition int32) []plugins.Record {
 	n := 0
 	for i := range items {
 		n += len(items[i].rec.Headers)
 	}
-	recs := make([]plugins.Record, len(items))
-	hs := make([]plugins.Header, n)
+	recs := grow(&sc.recs, len(items))
+	hs := grow(&sc.phs, n)
 	for i := range items {
 		it := &items[i]
 		rh := hs[:len(it.rec.Headers):len(it.rec.Headers)]

@@ -19,7 +19,7 @@ type funcPlugin struct {
 	calls []string
 }
 
-func (f *funcPlugin) Process(_ context.Context, et string, recs []plugins.Record) ([]plugins.Verdict, error) {
+func (f *funcPlugin) ProcessWith(_ context.Context, et string, recs []plugins.Record, _ *plugins.Buffers) ([]plugins.Verdict, error) {
 	f.calls = append(f.calls, fmt.Sprintf("%s:%d", et, len(recs)))
 	out := make([]plugins.Verdict, len(recs))
 	for i, r := range recs {

@@ -121,7 +121,7 @@ func BenchmarkDecodeVerdicts(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(enc)))
 	for b.Loop() {
-		if err := decodeVerdicts(enc, len(vs), out); err != nil {
+		if err := decodeVerdicts(enc, len(vs), out, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -92,10 +92,10 @@ const (
 // Go buffer that the decoded Reasons, Topics, Keys, Values and Headers
 // share (strings point into it too; the byte slices are capped so appending
 // to one never overwrites another). Outputs and Headers each get one
-// backing array per call. A REPLACE with no outputs decodes as Drop, as the
-// spec says they are the same; headers set to none decode as HeadersSet
-// with nil Headers.
-func decodeVerdicts(src []byte, count int, out []Verdict) error {
+// backing array per call, taken from b when it is not nil (see Buffers). A
+// REPLACE with no outputs decodes as Drop, as the spec says they are the
+// same; headers set to none decode as HeadersSet with nil Headers.
+func decodeVerdicts(src []byte, count int, out []Verdict, b *Buffers) error {
 	if len(out) != count {
 		return fmt.Errorf("%w: %d verdicts for %d records", errMalformed, len(out), count)
 	}
@@ -109,15 +109,18 @@ func decodeVerdicts(src []byte, count int, out []Verdict) error {
 		}
 		return nil
 	}
-	buf := make([]byte, len(src))
+	if b == nil {
+		b = &Buffers{}
+	}
+	buf := b.takeBytes(len(src))
 	copy(buf, src)
 	var outputs []Output
 	if nOutputs > 0 {
-		outputs = make([]Output, nOutputs)
+		outputs = b.takeOutputs(nOutputs)
 	}
 	var headers []Header
 	if nHeaders > 0 {
-		headers = make([]Header, nHeaders)
+		headers = b.takeHeaders(nHeaders)
 	}
 	d := decoder{b: buf, off: 4}
 	for i := range out {
@@ -330,4 +333,55 @@ func (d *decoder) nbytes() []byte {
 	b := d.b[d.off:end:end]
 	d.off = end
 	return b
+}
+
+// Buffers is reusable memory for the verdicts of Process calls
+// (Plugin.ProcessWith): the verdicts, their outputs and headers, and the
+// copy of the guest's output their bytes and strings point into. Each call
+// takes fresh room from it, so the verdicts of several calls stay valid
+// together until Reset, which makes all the memory reusable: after Reset,
+// no verdict (nor any string or byte slice in one) taken from it may be
+// used. The zero value is ready to use; a Buffers is not safe for
+// concurrent use.
+type Buffers struct {
+	verdicts []Verdict
+	bytes    []byte
+	outputs  []Output
+	headers  []Header
+}
+
+// Reset makes the memory of every verdict taken so far reusable.
+func (b *Buffers) Reset() {
+	b.verdicts = b.verdicts[:0]
+	b.bytes = b.bytes[:0]
+	b.outputs = b.outputs[:0]
+	b.headers = b.headers[:0]
+}
+
+// take returns n elements from the free room of *s, zeroed when they were
+// used before, growing *s (to a new array: the elements handed out before
+// stay where they are) when the room is short.
+func take[T any](s *[]T, n int) []T {
+	if cap(*s)-len(*s) < n {
+		*s = make([]T, 0, max(2*cap(*s), n, 64))
+	}
+	l := len(*s)
+	*s = (*s)[:l+n]
+	r := (*s)[l : l+n : l+n]
+	clear(r)
+	return r
+}
+
+func (b *Buffers) takeVerdicts(n int) []Verdict { return take(&b.verdicts, n) }
+func (b *Buffers) takeOutputs(n int) []Output   { return take(&b.outputs, n) }
+func (b *Buffers) takeHeaders(n int) []Header   { return take(&b.headers, n) }
+
+// takeBytes is take for bytes, without zeroing: the caller overwrites them.
+func (b *Buffers) takeBytes(n int) []byte {
+	if cap(b.bytes)-len(b.bytes) < n {
+		b.bytes = make([]byte, 0, max(2*cap(b.bytes), n, 4096))
+	}
+	l := len(b.bytes)
+	b.bytes = b.bytes[:l+n]
+	return b.bytes[l : l+n : l+n]
 }

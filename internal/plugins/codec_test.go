@@ -234,7 +234,7 @@ func TestDecodeVerdicts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			out := make([]Verdict, tt.count)
-			err := decodeVerdicts(tt.in, tt.count, out)
+			err := decodeVerdicts(tt.in, tt.count, out, nil)
 			if tt.wantErr != "" {
 				if err == nil || !errors.Is(err, errMalformed) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -261,11 +261,11 @@ func TestDecodeVerdictsCopies(t *testing.T) {
 			Headers: []Header{{Name: "n", Value: []byte("v")}}, HeadersSet: true}}},
 	})
 	out := make([]Verdict, 2)
-	if err := decodeVerdicts(in, 2, out); err != nil {
+	if err := decodeVerdicts(in, 2, out, nil); err != nil {
 		t.Fatal(err)
 	}
 	want := make([]Verdict, 2)
-	if err := decodeVerdicts(bytes.Clone(in), 2, want); err != nil {
+	if err := decodeVerdicts(bytes.Clone(in), 2, want, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range in {
@@ -354,7 +354,7 @@ func FuzzDecodeVerdicts(f *testing.F) {
 		// verdicts that encode back to the same bytes (less 4 per REPLACE
 		// with no outputs, which decodes as DROP).
 		out := make([]Verdict, n)
-		if err := decodeVerdicts(data, n, out); err != nil {
+		if err := decodeVerdicts(data, n, out, nil); err != nil {
 			if !errors.Is(err, errMalformed) {
 				t.Fatalf("error %v does not wrap errMalformed", err)
 			}
@@ -368,7 +368,7 @@ func FuzzDecodeVerdicts(f *testing.F) {
 				t.Fatalf("re-encoded %d bytes from %d", len(enc), len(data))
 			}
 			again := make([]Verdict, n)
-			if err := decodeVerdicts(enc, n, again); err != nil || !reflect.DeepEqual(again, out) {
+			if err := decodeVerdicts(enc, n, again, nil); err != nil || !reflect.DeepEqual(again, out) {
 				t.Fatalf("re-decoded %+v (%v), want %+v", again, err, out)
 			}
 		}
@@ -378,11 +378,51 @@ func FuzzDecodeVerdicts(f *testing.F) {
 		vs := genVerdicts(data, n)
 		enc := encodeVerdicts(vs)
 		got := make([]Verdict, n)
-		if err := decodeVerdicts(enc, n, got); err != nil {
+		if err := decodeVerdicts(enc, n, got, nil); err != nil {
 			t.Fatalf("valid encoding refused: %v", err)
 		}
 		if !reflect.DeepEqual(got, vs) {
 			t.Fatalf("round trip\n%+v\nwant\n%+v", got, vs)
 		}
 	})
+}
+
+// Verdicts decoded into one Buffers stay intact until Reset, however many
+// calls share it; after Reset the memory is reused without allocating.
+func TestBuffersKeepVerdictsUntilReset(t *testing.T) {
+	batch := func(tag string) []Verdict {
+		return []Verdict{
+			{Action: Keep},
+			{Action: Reject, Code: 7, Reason: "reason-" + tag},
+			{Action: Replace, Outputs: []Output{
+				{Topic: "topic-" + tag, TopicSet: true, Value: []byte("value-" + tag), ValueSet: true},
+				{Headers: []Header{{Name: "h-" + tag, Value: []byte("v-" + tag)}}, HeadersSet: true},
+			}},
+		}
+	}
+	var b Buffers
+	var got [][]Verdict
+	for _, tag := range []string{"a", "b", "c"} {
+		out := b.takeVerdicts(3)
+		if err := decodeVerdicts(encodeVerdicts(batch(tag)), 3, out, &b); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, out)
+	}
+	for i, tag := range []string{"a", "b", "c"} {
+		if !reflect.DeepEqual(got[i], batch(tag)) {
+			t.Fatalf("verdicts of call %d changed by later calls:\n%+v", i, got[i])
+		}
+	}
+	encs := [][]byte{encodeVerdicts(batch("a")), encodeVerdicts(batch("b"))}
+	if n := testing.AllocsPerRun(10, func() {
+		b.Reset()
+		for _, enc := range encs {
+			if err := decodeVerdicts(enc, 3, b.takeVerdicts(3), &b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); n != 0 {
+		t.Fatalf("decoding into reset Buffers allocates %.0f times, want 0", n)
+	}
 }

@@ -409,6 +409,13 @@ func (p *Plugin) replace() {
 // for an instance, or, with a timeout configured, while the guest runs) or
 // the plugin is closed (ErrClosed).
 func (p *Plugin) Process(ctx context.Context, eventType string, recs []Record) ([]Verdict, error) {
+	return p.ProcessWith(ctx, eventType, recs, nil)
+}
+
+// ProcessWith is Process with the verdicts' memory taken from b (see
+// Buffers): they stay valid until b is Reset. A nil b allocates fresh
+// memory, as Process does.
+func (p *Plugin) ProcessWith(ctx context.Context, eventType string, recs []Record, b *Buffers) ([]Verdict, error) {
 	if p.closed.Load() || !p.refs.tryAcquire() {
 		return nil, ErrClosed
 	}
@@ -423,12 +430,15 @@ func (p *Plugin) Process(ctx context.Context, eventType string, recs []Record) (
 		return nil, ctx.Err()
 	}
 	start := time.Now()
-	c := caller{p: p, ctx: ctx, inst: inst, held: true, eventType: eventType}
+	if b == nil {
+		b = &Buffers{}
+	}
+	c := caller{p: p, ctx: ctx, inst: inst, held: true, eventType: eventType, bufs: b}
 	if size, ok := batchSize(eventType, recs); ok {
 		c.size, c.count = size, len(recs)
 		p.sample(eventType, recs, size)
 	}
-	out := make([]Verdict, len(recs))
+	out := b.takeVerdicts(len(recs))
 	err := c.run(recs, out)
 	if err == nil {
 		p.metrics.call(time.Since(start).Seconds(), out)
@@ -466,6 +476,7 @@ type caller struct {
 	size      int  // encoded size of the whole batch…
 	count     int  // …of count records (0 if it is too large)
 	noInst    bool // making an instance failed: reject the rest without trying again
+	bufs      *Buffers
 }
 
 // putBack returns the caller's token: its instance, or a replacement made
@@ -631,7 +642,7 @@ func (c *caller) once(recs []Record, out []Verdict) (attempt, error) {
 	if !ok {
 		return c.fail(failMalformed, fmt.Errorf("output [%d, %d+%d) is outside memory (%d bytes)", optr, optr, olen, inst.mem.Size()))
 	}
-	if err := decodeVerdicts(buf, len(recs), out); err != nil {
+	if err := decodeVerdicts(buf, len(recs), out, c.bufs); err != nil {
 		return c.fail(failMalformed, err)
 	}
 	inst.warmSize = max(inst.warmSize, size)

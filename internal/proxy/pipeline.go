@@ -28,6 +28,9 @@ func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topi
 	if !ok {
 		return false
 	}
+	// The outcome's memory is reused by the next batch: its side records
+	// are copied and its main records encoded before Release.
+	defer out.Release()
 	for _, r := range out.Side {
 		slot.side = append(slot.side, sideRecord(r))
 	}
@@ -93,10 +96,11 @@ func (cc *clientConn) process(slot *produceSlot, topic string, partition int32, 
 }
 
 // sideRecord copies a pipeline side record into a franz-go record: its
-// bytes may alias the connection's decode buffers, which the next request
-// reuses.
+// bytes and strings may alias the connection's decode buffers, which the
+// next request reuses, or the plugins' verdicts, which the next batch
+// reuses (pipeline.Outcome.Release).
 func sideRecord(r pipeline.SideRecord) *kgo.Record {
-	kr := &kgo.Record{Topic: r.Topic, Timestamp: timeFromMillis(r.Timestamp)}
+	kr := &kgo.Record{Topic: strings.Clone(r.Topic), Timestamp: timeFromMillis(r.Timestamp)}
 	if r.Key != nil {
 		kr.Key = append([]byte{}, r.Key...)
 	}
