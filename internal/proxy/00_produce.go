@@ -71,6 +71,7 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 	var slots []produceSlot
 	var batches []*upstream.Batch
 	var writes []outboxWrite
+	var jobs []pipelineJob
 	n := 0
 	for i := range req.Topics {
 		n += len(req.Topics[i].Partitions)
@@ -170,13 +171,28 @@ func (cc *clientConn) produce(p *pending, req *kmsg.ProduceRequest) {
 				continue
 			}
 			if !passthrough {
-				// Plugin path: decode, run the chains, re-encode.
-				if !cc.runPipeline(slot, batch, rt.Topic, rp.Partition, h, req.Version) {
-					continue
-				}
+				// Plugin path: decode, run the chains, re-encode; all
+				// such partitions together, below.
+				jobs = append(jobs, pipelineJob{slot: slot, batch: batch, partition: rp.Partition})
+				continue
 			}
 			slot.batch = batch
-			batches = append(batches, batch)
+		}
+	}
+	if len(jobs) > 0 {
+		cc.runPipelines(jobs, req.Version)
+		for _, j := range jobs {
+			if j.ok {
+				j.slot.batch = j.batch
+			}
+			if j.buf != nil {
+				p.bufs = append(p.bufs, j.buf)
+			}
+		}
+	}
+	for i := range slots {
+		if slots[i].batch != nil {
+			batches = append(batches, slots[i].batch)
 		}
 	}
 	acks := req.Acks

@@ -30,8 +30,11 @@ type pending struct {
 	// answer builds the response once the work is done; a nil response
 	// means none is sent (acks=0 produce).
 	answer func() kmsg.Response
-	// frame is the request's buffer, recycled once the answer is built.
+	// frame is the request's buffer, recycled once the answer is built,
+	// with the buffers its re-encoded batches were written to (bufs): the
+	// upstream is done with a request's batches once it is answered.
 	frame *[]byte
+	bufs  []*[]byte
 	ready bool // guarded by clientConn.wmu
 }
 
@@ -56,10 +59,8 @@ type clientConn struct {
 	// raw allows non-blocking writes on TCP connections.
 	raw syscall.RawConn
 
-	// decoder and encoder serve the plugin path; only the reader
-	// goroutine uses them.
+	// decoder serves the outbox path; only the reader goroutine uses it.
 	decoder batchcodec.Decoder
-	encoder batchcodec.Encoder
 
 	stopping atomic.Bool
 	closed   atomic.Bool
@@ -334,6 +335,9 @@ func (cc *clientConn) drainLocked() {
 			cc.pend = cc.pend[1:]
 			resp := head.answer()
 			cc.s.frames.put(head.frame)
+			for _, b := range head.bufs {
+				cc.s.frames.put(b)
+			}
 			<-cc.slots
 			if m := cc.s.m; m != nil {
 				m.latency(head.key, time.Since(head.start))

@@ -41,7 +41,7 @@ func (cc *clientConn) toOutbox(slot *produceSlot, batch *upstream.Batch, route *
 		return nil
 	}
 	topic, partition := batch.Topic, batch.Partition
-	dec, ok := cc.decodeSlot(slot, batch, version)
+	dec, ok := cc.decodeSlot(&cc.decoder, slot, batch, version)
 	if !ok {
 		return nil
 	}

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -14,19 +17,76 @@ import (
 	"github.com/evproxy/evproxy/internal/upstream"
 )
 
+// pipelineJob is one partition of a produce request on the plugin path.
+type pipelineJob struct {
+	slot      *produceSlot
+	batch     *upstream.Batch
+	partition int32
+	ok        bool    // the batch is to be forwarded
+	buf       *[]byte // from the server's frame pools, holding batch.Data when ok
+}
+
+// codecs decode and re-encode the batches of the plugin path. The server
+// pools them: the partitions of one request are processed in parallel.
+type codecs struct {
+	dec batchcodec.Decoder
+	enc batchcodec.Encoder
+}
+
+// runPipelines runs the plugin chains over a request's plugin-path
+// partitions, in parallel on up to GOMAXPROCS goroutines (the calling one
+// included): each partition's batch is decoded, processed and re-encoded
+// on its own, so a request's partitions cost the latency of the slowest,
+// not the sum.
+func (cc *clientConn) runPipelines(jobs []pipelineJob, version int16) {
+	run := func(j *pipelineJob) {
+		c, _ := cc.s.codecs.Get().(*codecs)
+		if c == nil {
+			c = &codecs{}
+		}
+		j.ok, j.buf = cc.runPipeline(c, j.slot, j.batch, j.batch.Topic, j.partition, j.slot.hdr, version)
+		cc.s.codecs.Put(c)
+	}
+	workers := min(len(jobs), runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range jobs {
+			run(&jobs[i])
+		}
+		return
+	}
+	var next atomic.Int32
+	work := func() {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(jobs) {
+				return
+			}
+			run(&jobs[i])
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Go(work)
+	}
+	work()
+	wg.Wait()
+}
+
 // runPipeline runs the plugin chains over one partition's batch. It
 // rewrites batch (the records that stay in the partition, re-encoded with
 // the producer's codec) and collects the side records of slot. It reports
 // whether batch still has to be forwarded; when it does not, slot is
-// answered by itself (consumed, refused, or failed).
-func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topic string, partition int32, h recordbatch.Header, version int16) bool {
-	dec, ok := cc.decodeSlot(slot, batch, version)
+// answered by itself (consumed, refused, or failed). The re-encoded batch
+// is written to a buffer of the server's frame pools when it fits (buf,
+// to be put back once the request is answered).
+func (cc *clientConn) runPipeline(c *codecs, slot *produceSlot, batch *upstream.Batch, topic string, partition int32, h recordbatch.Header, version int16) (ok bool, buf *[]byte) {
+	dec, ok := cc.decodeSlot(&c.dec, slot, batch, version)
 	if !ok {
-		return false
+		return false, nil
 	}
 	out, ok := cc.process(slot, topic, partition, dec.Records, h, version)
 	if !ok {
-		return false
+		return false, nil
 	}
 	// The outcome's memory is reused by the next batch: its side records
 	// are copied and its main records encoded before Release.
@@ -36,23 +96,31 @@ func (cc *clientConn) runPipeline(slot *produceSlot, batch *upstream.Batch, topi
 	}
 	if len(out.Main) == 0 {
 		slot.consumed = true
-		return false
+		return false, nil
 	}
-	enc, err := cc.encoder.Encode(nil, h.Attributes, -1, -1, -1, out.Main)
+	// Room for the batch as the producer sent it, and as much again for
+	// what plugins add: a larger batch grows out of it into memory of its
+	// own.
+	buf = cc.s.frames.get(2*len(batch.Data) + 4096)
+	enc, err := c.enc.Encode((*buf)[:0], h.Attributes, -1, -1, -1, out.Main)
 	if err != nil {
+		cc.s.frames.put(buf)
 		cc.failSlot(slot, version, kerr.UnknownServerError, "evproxy: re-encode batch: "+err.Error())
-		return false
+		return false, nil
+	}
+	if cap(enc) != cap(*buf) {
+		cc.s.frames.put(buf) // outgrown: enc is garbage-collected memory
+		buf = nil
 	}
 	batch.Data = enc
 	batch.NumRecords = int32(len(out.Main))
-	return true
+	return true, buf
 }
 
-// decodeSlot decodes a partition's batch with the connection's decoder
-// (its buffers are reused by the next request); on failure the slot is
-// answered.
-func (cc *clientConn) decodeSlot(slot *produceSlot, batch *upstream.Batch, version int16) (*batchcodec.Batch, bool) {
-	dec, err := cc.decoder.Decode(batch.Data, int(cc.s.cfg.MaxRequestBytes))
+// decodeSlot decodes a partition's batch with dec (whose buffers the
+// records alias until its next use); on failure the slot is answered.
+func (cc *clientConn) decodeSlot(d *batchcodec.Decoder, slot *produceSlot, batch *upstream.Batch, version int16) (*batchcodec.Batch, bool) {
+	dec, err := d.Decode(batch.Data, int(cc.s.cfg.MaxRequestBytes))
 	if err != nil {
 		code := kerr.CorruptMessage
 		switch {

@@ -77,6 +77,7 @@ type Server struct {
 	m         *Metrics
 	producers *producers
 	frames    framePools
+	codecs    sync.Pool // of *codecs, for the plugin path
 	advHost   string
 	advPort   int32
 
