@@ -98,7 +98,7 @@ func RunPluginTest(ctx context.Context, in io.Reader, out io.Writer, o PluginTes
 			rec.Key = []byte(*ev.Key)
 		}
 		for k, v := range ev.Headers {
-			rec.Headers = append(rec.Headers, plugins.Header{Name: k, Value: []byte(v)})
+			rec.Headers = append(rec.Headers, plugins.Header{Key: k, Value: []byte(v)})
 		}
 		et := ev.EventType
 		if et == "" {
@@ -177,7 +177,7 @@ func toTestVerdict(in plugins.Record, v plugins.Verdict) testVerdict {
 		if len(headers) > 0 {
 			to.Headers = map[string]string{}
 			for _, h := range headers {
-				to.Headers[h.Name] = string(h.Value)
+				to.Headers[h.Key] = string(h.Value)
 			}
 		}
 		tv.Outputs = append(tv.Outputs, to)

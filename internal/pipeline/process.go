@@ -50,8 +50,6 @@ type scratch struct {
 	groups   []group
 	items    []item
 	recs     []plugins.Record
-	phs      []plugins.Header
-	hs       []batchcodec.Header
 	main     []batchcodec.Record
 	verdicts plugins.Buffers
 }
@@ -59,7 +57,7 @@ type scratch struct {
 // reset makes the scratch's memory reusable.
 func (s *scratch) reset() {
 	s.groups = s.groups[:0]
-	s.items, s.recs, s.phs, s.hs = s.items[:0], s.recs[:0], s.phs[:0], s.hs[:0]
+	s.items, s.recs = s.items[:0], s.recs[:0]
 	s.verdicts.Reset()
 }
 
@@ -343,7 +341,7 @@ func (p *Processor) runPlugin(ctx context.Context, sc *scratch, name, eventType 
 	if len(verdicts) != len(items) {
 		return nil, nil, fmt.Errorf("pipeline: plugin %q returned %d verdicts for %d records", name, len(verdicts), len(items))
 	}
-	outputs, headers, kept := 0, 0, 0
+	outputs, kept := 0, 0
 	for i := range verdicts {
 		switch v := &verdicts[i]; v.Action {
 		case plugins.Keep:
@@ -351,60 +349,48 @@ func (p *Processor) runPlugin(ctx context.Context, sc *scratch, name, eventType 
 			outputs++
 		case plugins.Replace:
 			outputs += len(v.Outputs)
-			for j := range v.Outputs {
-				headers += len(v.Outputs[j].Headers)
-			}
 		}
 	}
 	if kept == len(items) {
 		return items, nil, nil
 	}
-	next := grow(&sc.items, outputs)[:0]
-	hs := grow(&sc.hs, headers)
+	next := grow(&sc.items, outputs)
+	n := 0
 	var rej []rejection
 	for i := range verdicts {
-		v, it := &verdicts[i], items[i]
+		v := &verdicts[i]
 		switch v.Action {
 		case plugins.Keep:
-			next = append(next, it)
+			next[n] = items[i]
+			n++
 		case plugins.Drop:
 		case plugins.Reject:
-			rej = append(rej, rejection{it: it, code: v.Code, reason: v.Reason})
+			rej = append(rej, rejection{it: items[i], code: v.Code, reason: v.Reason})
 		case plugins.Replace:
 			for j := range v.Outputs {
-				var o item
-				o, hs = applyOutput(it, &v.Outputs[j], hs)
-				next = append(next, o)
+				next[n] = items[i]
+				applyOutput(&next[n], &v.Outputs[j])
+				n++
 			}
 		}
 	}
-	return next, rej, nil
+	return next[:n], rej, nil
 }
 
-// pluginRecords gives items to a plugin, from the scratch's memory.
+// pluginRecords gives items to a plugin, from the scratch's memory. The
+// records share their headers with the items (a plugin does not change
+// its input).
 func (sc *scratch) pluginRecords(items []item, partition int32) []plugins.Record {
-	n := 0
-	for i := range items {
-		n += len(items[i].rec.Headers)
-	}
 	recs := grow(&sc.recs, len(items))
-	hs := grow(&sc.phs, n)
 	for i := range items {
 		it := &items[i]
-		rh := hs[:len(it.rec.Headers):len(it.rec.Headers)]
-		hs = hs[len(it.rec.Headers):]
-		for j, h := range it.rec.Headers {
-			rh[j] = plugins.Header{Name: h.Key, Value: h.Value}
-		}
-		recs[i] = plugins.Record{Topic: it.topic, Partition: partition, Timestamp: it.rec.Timestamp, Key: it.rec.Key, Value: it.rec.Value, Headers: rh}
+		recs[i] = plugins.Record{Topic: it.topic, Partition: partition, Timestamp: it.rec.Timestamp, Key: it.rec.Key, Value: it.rec.Value, Headers: it.rec.Headers}
 	}
 	return recs
 }
 
-// applyOutput makes the item a REPLACE output describes, taking its headers
-// from the front of hs and returning the rest.
-func applyOutput(in item, o *plugins.Output, hs []batchcodec.Header) (item, []batchcodec.Header) {
-	out := in
+// applyOutput makes the item a REPLACE output describes.
+func applyOutput(out *item, o *plugins.Output) {
 	if o.TopicSet {
 		out.topic = o.Topic
 	}
@@ -415,18 +401,8 @@ func applyOutput(in item, o *plugins.Output, hs []batchcodec.Header) (item, []ba
 		out.rec.Value = o.Value
 	}
 	if o.HeadersSet {
-		if len(o.Headers) == 0 {
-			out.rec.Headers = nil
-		} else {
-			rh := hs[:len(o.Headers):len(o.Headers)]
-			hs = hs[len(o.Headers):]
-			for i, h := range o.Headers {
-				rh[i] = batchcodec.Header{Key: h.Name, Value: h.Value}
-			}
-			out.rec.Headers = rh
-		}
+		out.rec.Headers = o.Headers
 	}
-	return out, hs
 }
 
 // deadLetter builds the dead-letter record of a rejection (DESIGN §6).

@@ -109,7 +109,7 @@ func TestEventTypeAndRouteSelection(t *testing.T) {
 
 func TestProcessVerdicts(t *testing.T) {
 	enrich := &funcPlugin{fn: func(r plugins.Record) plugins.Verdict {
-		hs := append(append([]plugins.Header(nil), r.Headers...), plugins.Header{Name: "enriched", Value: []byte("yes")})
+		hs := append(append([]plugins.Header(nil), r.Headers...), plugins.Header{Key: "enriched", Value: []byte("yes")})
 		return plugins.Verdict{Action: plugins.Replace, Outputs: []plugins.Output{{Headers: hs, HeadersSet: true}}}
 	}}
 	judge := &funcPlugin{fn: func(r plugins.Record) plugins.Verdict {
@@ -272,7 +272,7 @@ func TestProcessMergesGroupsInInputOrder(t *testing.T) {
 // batch, not per record, when a plugin keeps or rewrites every record.
 func TestProcessAllocatesPerBatch(t *testing.T) {
 	keep := &funcPlugin{fn: func(plugins.Record) plugins.Verdict { return plugins.Verdict{Action: plugins.Keep} }}
-	outs := []plugins.Output{{Headers: []plugins.Header{{Name: "enriched-by", Value: []byte("bench")}}, HeadersSet: true}}
+	outs := []plugins.Output{{Headers: []plugins.Header{{Key: "enriched-by", Value: []byte("bench")}}, HeadersSet: true}}
 	replace := &funcPlugin{fn: func(plugins.Record) plugins.Verdict {
 		return plugins.Verdict{Action: plugins.Replace, Outputs: outs}
 	}}

@@ -23,7 +23,7 @@ func benchRecords() []Record {
 			Timestamp: 1700000000000 + int64(i),
 			Key:       fmt.Appendf(nil, "customer-%07d", i),
 			Value:     bytes.Repeat([]byte{'v'}, 200),
-			Headers:   []Header{{Name: "content-type", Value: []byte("application/json")}},
+			Headers:   []Header{{Key: "content-type", Value: []byte("application/json")}},
 		}
 	}
 	return rs
@@ -114,7 +114,7 @@ func BenchmarkDecodeVerdicts(b *testing.B) {
 	vs := make([]Verdict, 100)
 	for i := range vs {
 		vs[i] = Verdict{Action: Replace, Outputs: []Output{{HeadersSet: true, Headers: []Header{
-			{Name: "content-type", Value: []byte("application/json")}, {Name: "via", Value: []byte("evproxy")}}}}}
+			{Key: "content-type", Value: []byte("application/json")}, {Key: "via", Value: []byte("evproxy")}}}}}
 	}
 	enc := encodeVerdicts(vs)
 	out := make([]Verdict, len(vs))

@@ -25,7 +25,7 @@ func batchSize(eventType string, recs []Record) (int, bool) {
 		// topic, partition, timestamp, key, value, header count
 		n += 4 + len(r.Topic) + 4 + 8 + 4 + len(r.Key) + 4 + len(r.Value) + 4
 		for j := range r.Headers {
-			n += 4 + len(r.Headers[j].Name) + 4 + len(r.Headers[j].Value)
+			n += 4 + len(r.Headers[j].Key) + 4 + len(r.Headers[j].Value)
 		}
 		if n > maxBatchSize {
 			return 0, false
@@ -51,7 +51,7 @@ func encodeBatch(dst []byte, eventType string, recs []Record) {
 		le.PutUint32(dst[off:], uint32(len(r.Headers)))
 		off += 4
 		for j := range r.Headers {
-			off = putStr(dst, off, r.Headers[j].Name)
+			off = putStr(dst, off, r.Headers[j].Key)
 			off = putNBytes(dst, off, r.Headers[j].Value)
 		}
 	}
@@ -157,7 +157,7 @@ func decodeVerdicts(src []byte, count int, out []Verdict, b *Buffers) error {
 						o.Headers = headers[:hc:hc]
 						headers = headers[hc:]
 						for k := range o.Headers {
-							o.Headers[k] = Header{Name: d.str(), Value: d.nbytes()}
+							o.Headers[k] = Header{Key: d.str(), Value: d.nbytes()}
 						}
 					}
 				}

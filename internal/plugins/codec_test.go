@@ -61,7 +61,7 @@ func encodeVerdicts(vs []Verdict) []byte {
 				if o.HeadersSet {
 					b = binary.LittleEndian.AppendUint32(b, uint32(len(o.Headers)))
 					for _, h := range o.Headers {
-						str(h.Name)
+						str(h.Key)
 						nbytes(h.Value)
 					}
 				}
@@ -99,7 +99,7 @@ func decodeBatch(b []byte) (string, []Record) {
 		if hc := int(u32()); hc > 0 {
 			r.Headers = make([]Header, hc)
 			for j := range r.Headers {
-				r.Headers[j] = Header{Name: str(), Value: nbytes()}
+				r.Headers[j] = Header{Key: str(), Value: nbytes()}
 			}
 		}
 	}
@@ -145,7 +145,7 @@ func TestEncodeBatch(t *testing.T) {
 			eventType: "order.created",
 			recs: []Record{
 				{Topic: "orders", Partition: 3, Timestamp: 1700000000000, Key: []byte("k"), Value: []byte("v"),
-					Headers: []Header{{Name: "a", Value: []byte("1")}, {Name: "null", Value: nil}, {Name: "", Value: []byte{}}}},
+					Headers: []Header{{Key: "a", Value: []byte("1")}, {Key: "null", Value: nil}, {Key: "", Value: []byte{}}}},
 				{Topic: "ünïcode", Value: bytes.Repeat([]byte{0}, 1000)},
 			},
 		},
@@ -205,7 +205,7 @@ func TestDecodeVerdicts(t *testing.T) {
 			want: []Verdict{
 				{Action: Replace, Outputs: []Output{
 					{Topic: "t2", TopicSet: true, Key: nil, KeySet: true, Value: []byte("v"), ValueSet: true,
-						Headers: []Header{{Name: "h"}, {Name: "", Value: []byte{}}}, HeadersSet: true},
+						Headers: []Header{{Key: "h"}, {Key: "", Value: []byte{}}}, HeadersSet: true},
 					{},
 				}},
 				{Action: Replace, Outputs: []Output{{Key: []byte{}, KeySet: true}}},
@@ -258,7 +258,7 @@ func TestDecodeVerdictsCopies(t *testing.T) {
 	in := encodeVerdicts([]Verdict{
 		{Action: Reject, Code: 1, Reason: "reason"},
 		{Action: Replace, Outputs: []Output{{Topic: "topic", TopicSet: true, Value: []byte("value"), ValueSet: true,
-			Headers: []Header{{Name: "n", Value: []byte("v")}}, HeadersSet: true}}},
+			Headers: []Header{{Key: "n", Value: []byte("v")}}, HeadersSet: true}}},
 	})
 	out := make([]Verdict, 2)
 	if err := decodeVerdicts(in, 2, out, nil); err != nil {
@@ -330,7 +330,7 @@ func genVerdicts(data []byte, count int) []Verdict {
 				if f&fieldHeaders != 0 {
 					o.HeadersSet = true
 					for range next() % 3 {
-						o.Headers = append(o.Headers, Header{Name: string(chunk()), Value: chunk()})
+						o.Headers = append(o.Headers, Header{Key: string(chunk()), Value: chunk()})
 					}
 				}
 			}
@@ -344,7 +344,7 @@ func FuzzDecodeVerdicts(f *testing.F) {
 	f.Add(encodeVerdicts([]Verdict{{Action: Drop}, {Action: Reject, Code: 3, Reason: "r"}}), uint16(2))
 	f.Add(encodeVerdicts([]Verdict{{Action: Replace, Outputs: []Output{
 		{Topic: "t", TopicSet: true, Key: []byte("k"), KeySet: true, Value: nil, ValueSet: true,
-			Headers: []Header{{Name: "h", Value: []byte("v")}}, HeadersSet: true}}}}), uint16(1))
+			Headers: []Header{{Key: "h", Value: []byte("v")}}, HeadersSet: true}}}}), uint16(1))
 	f.Add([]byte{1, 0, 0, 0, 3, 0, 0, 0, 0}, uint16(1))
 	f.Add([]byte{1, 0, 0, 0, 3, 255, 255, 255, 255}, uint16(1))
 	f.Fuzz(func(t *testing.T, data []byte, count uint16) {
@@ -396,7 +396,7 @@ func TestBuffersKeepVerdictsUntilReset(t *testing.T) {
 			{Action: Reject, Code: 7, Reason: "reason-" + tag},
 			{Action: Replace, Outputs: []Output{
 				{Topic: "topic-" + tag, TopicSet: true, Value: []byte("value-" + tag), ValueSet: true},
-				{Headers: []Header{{Name: "h-" + tag, Value: []byte("v-" + tag)}}, HeadersSet: true},
+				{Headers: []Header{{Key: "h-" + tag, Value: []byte("v-" + tag)}}, HeadersSet: true},
 			}},
 		}
 	}

@@ -269,11 +269,11 @@ func TestAddHeader(t *testing.T) {
 	b := setup(t)
 	p := b.load(t, b.config("addheader"))
 	in := []Record{
-		{Topic: "t", Key: []byte("k"), Value: []byte("v"), Headers: []Header{{Name: "a", Value: []byte("1")}, {Name: "n", Value: nil}}},
+		{Topic: "t", Key: []byte("k"), Value: []byte("v"), Headers: []Header{{Key: "a", Value: []byte("1")}, {Key: "n", Value: nil}}},
 		{Topic: "t", Key: nil, Value: nil},
 	}
 	got := process(t, p, in)
-	via := Header{Name: "via", Value: []byte("evproxy")}
+	via := Header{Key: "via", Value: []byte("evproxy")}
 	want := []Verdict{
 		{Action: Replace, Outputs: []Output{{HeadersSet: true, Headers: []Header{in[0].Headers[0], in[0].Headers[1], via}}}},
 		{Action: Replace, Outputs: []Output{{HeadersSet: true, Headers: []Header{via}}}},

@@ -50,7 +50,7 @@ func versionOf(vs []Verdict, n int) string {
 		case reflect.DeepEqual(v, keep):
 			k = "keep"
 		case v.Action == Replace && len(v.Outputs) == 1 && v.Outputs[0].HeadersSet &&
-			len(v.Outputs[0].Headers) == 1 && v.Outputs[0].Headers[0].Name == "via":
+			len(v.Outputs[0].Headers) == 1 && v.Outputs[0].Headers[0].Key == "via":
 			k = "addheader"
 		}
 		if k == "" || (kind != "" && k != kind) {

@@ -3,13 +3,15 @@ package plugins
 import (
 	"errors"
 	"strconv"
+
+	"github.com/evproxy/evproxy/internal/batchcodec"
 )
 
-// Header is a record header. A nil Value is a null header value.
-type Header struct {
-	Name  string
-	Value []byte
-}
+// Header is a record header: the record batch codec's own type, so that
+// the records a plugin sees and the verdicts it gives share their headers
+// with decoded and re-encoded batches without conversion. A nil Value is a
+// null header value.
+type Header = batchcodec.Header
 
 // Record is one input record as the plugin sees it (docs/plugin-abi.md
 // §3.1). A nil Key or Value is null.

@@ -79,7 +79,7 @@ func defaultWarmBatch(memoryLimit uint64) *warmBatch {
 		Timestamp: time.Now().UnixMilli(),
 		Key:       make([]byte, defaultWarmKeyLen),
 		Value:     []byte("{}"),
-		Headers:   []Header{{Name: "content-type", Value: []byte("application/json")}},
+		Headers:   []Header{{Key: "content-type", Value: []byte("application/json")}},
 	}
 	r.Value = append(r.Value, make([]byte, defaultWarmValue-2)...)
 	r.Value[defaultWarmValue-1] = '}' // {…} with its contents filled in below
@@ -122,7 +122,7 @@ func newWarmBatch(eventType string, recs []Record) *warmBatch {
 		if len(r.Headers) > 0 {
 			s.Headers = make([]Header, len(r.Headers))
 			for j, h := range r.Headers {
-				s.Headers[j] = Header{Name: h.Name, Value: filler(h.Value, 'x')}
+				s.Headers[j] = Header{Key: h.Key, Value: filler(h.Value, 'x')}
 			}
 		}
 		w.recs[i] = s

@@ -17,7 +17,7 @@ func TestWarmBatchShape(t *testing.T) {
 	t.Parallel()
 	in := []Record{
 		{Topic: "orders", Partition: 4, Timestamp: 17, Key: []byte("customer-42"), Value: []byte(`{"id":"o-1","amount":12.5}`),
-			Headers: []Header{{Name: "ce_type", Value: []byte("order.created")}, {Name: "trace", Value: nil}}},
+			Headers: []Header{{Key: "ce_type", Value: []byte("order.created")}, {Key: "trace", Value: nil}}},
 		{Topic: "orders", Value: []byte(`  {"a":1}`)}, // short: {} padded
 		{Topic: "orders", Key: []byte{}, Value: []byte("plain text")},
 		{Topic: "orders", Value: []byte("[1,2,3]")},
@@ -49,10 +49,10 @@ func TestWarmBatchShape(t *testing.T) {
 			t.Fatalf("record %d: %d headers", i, len(r.Headers))
 		}
 		for j, h := range r.Headers {
-			if h.Name != o.Headers[j].Name {
-				t.Errorf("record %d: header %q, want %q", i, h.Name, o.Headers[j].Name)
+			if h.Key != o.Headers[j].Key {
+				t.Errorf("record %d: header %q, want %q", i, h.Key, o.Headers[j].Key)
 			}
-			same("header "+h.Name, h.Value, o.Headers[j].Value)
+			same("header "+h.Key, h.Value, o.Headers[j].Value)
 		}
 		if v := bytes.TrimSpace(o.Value); len(v) > 0 && v[0] == '{' && !json.Valid(r.Value) {
 			t.Errorf("record %d: value %q is not JSON; the real one was an object", i, r.Value)
