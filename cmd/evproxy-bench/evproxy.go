@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -42,6 +47,61 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// readMetrics reads the /metrics of the evproxy admin server at addr and
+// hands the body to parse.
+func readMetrics(ctx context.Context, addr string, parse func(io.Reader) error) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("read evproxy metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("read evproxy metrics: %s", resp.Status)
+	}
+	if err := parse(resp.Body); err != nil {
+		return fmt.Errorf("read evproxy metrics: %w", err)
+	}
+	return nil
+}
+
+// scanMetrics reads the Prometheus text format from r and calls add with
+// the name, the labels (between the braces, "" when none) and the value of
+// every sample whose name starts with prefix and whose labels match (nil:
+// all of them).
+func scanMetrics(r io.Reader, prefix string, match func(labels string) bool, add func(name, labels string, v float64)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		var name, labels, value string
+		var ok bool
+		if n, rest, found := strings.Cut(line, "{"); found {
+			name = n
+			labels, value, ok = strings.Cut(rest, "} ")
+		} else {
+			name, value, ok = strings.Cut(line, " ")
+		}
+		if !ok || (match != nil && !match(labels)) {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			return fmt.Errorf("metric line %q: %w", line, err)
+		}
+		add(name, labels, v)
+	}
+	return sc.Err()
 }
 
 // proxyProc is a running evproxy process.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -14,14 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/evproxy/evproxy/internal/outbox"
@@ -218,23 +215,13 @@ func (r relayStats) String() string {
 
 // scrapeOutbox reads evproxy's outbox metrics from its admin server.
 func scrapeOutbox(ctx context.Context, addr string) (outboxMetrics, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	var m outboxMetrics
+	err := readMetrics(ctx, addr, func(r io.Reader) (err error) {
+		m, err = parseOutboxMetrics(r)
+		return err
+	})
 	if err != nil {
-		return outboxMetrics{}, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return outboxMetrics{}, fmt.Errorf("read evproxy metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return outboxMetrics{}, fmt.Errorf("read evproxy metrics: %s", resp.Status)
-	}
-	m, err := parseOutboxMetrics(resp.Body)
-	if err != nil {
-		return m, fmt.Errorf("read evproxy metrics: %w", err)
+		return m, err
 	}
 	if !m.hasWritten || !m.hasPublished {
 		return m, errors.New("evproxy metrics have no evproxy_outbox_written_total or evproxy_outbox_published_total (outbox not configured?)")
@@ -247,31 +234,7 @@ func scrapeOutbox(ctx context.Context, addr string) (outboxMetrics, error) {
 // metrics, summing series over their labels.
 func parseOutboxMetrics(r io.Reader) (outboxMetrics, error) {
 	var m outboxMetrics
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "evproxy_outbox_") {
-			continue
-		}
-		var name, value string
-		if n, rest, ok := strings.Cut(line, "{"); ok {
-			_, v, ok := strings.Cut(rest, "} ")
-			if !ok {
-				continue
-			}
-			name, value = n, v
-		} else {
-			n, v, ok := strings.Cut(line, " ")
-			if !ok {
-				continue
-			}
-			name, value = n, v
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return m, fmt.Errorf("metric line %q: %w", line, err)
-		}
+	err := scanMetrics(r, "evproxy_outbox_", nil, func(name, _ string, v float64) {
 		switch name {
 		case "evproxy_outbox_written_total":
 			m.written += v
@@ -300,8 +263,8 @@ func parseOutboxMetrics(r io.Reader) (outboxMetrics, error) {
 		case "evproxy_outbox_publish_seconds_count":
 			m.publishCount += v
 		}
-	}
-	return m, sc.Err()
+	})
+	return m, err
 }
 
 // outboxConfigText is the configuration of an evproxy listening on addr
@@ -400,14 +363,9 @@ func (b *bench) outboxRound(ctx context.Context, round int) (res outboxRound, er
 	addr, admin := fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])
 	// The broker's address goes into the configuration, so it starts
 	// first; the COPY runs while it idles.
-	c, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.BlackholeProduce(),
-		kfake.SeedTopics(int32(b.opt.partitions), topic),
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(brokerMaxMessageBytes)}),
-	)
+	c, err := b.startBroker()
 	if err != nil {
-		return res, fmt.Errorf("start kfake: %w", err)
+		return res, err
 	}
 	t := &target{broker: c, addr: c.ListenAddrs()[0], pg: true}
 	brokerClosed := false
@@ -621,18 +579,7 @@ func (b *bench) copyBaseline(ctx context.Context, schema string, round int) (res
 // the drain of its backlog and the steady load; then stops t.
 func (b *bench) outboxProxyRuns(ctx context.Context, t *target, round int) (ack ackRun, st steadyRun, rss int64, err error) {
 	ctx, stopWatch := t.watch(ctx)
-	defer func() {
-		cause := context.Cause(ctx)
-		stopWatch()
-		var serr error
-		rss, serr = t.stop()
-		switch {
-		case err == nil:
-			err = serr
-		case cause != nil && !errors.Is(err, cause):
-			err = fmt.Errorf("%w: %w", err, cause)
-		}
-	}()
+	defer func() { rss, err = t.finish(ctx, stopWatch, err) }()
 	admin := t.proxy.admin
 	if err := waitOutboxReady(ctx, admin); err != nil {
 		return ack, st, 0, err
@@ -756,19 +703,10 @@ func waitDrained(ctx context.Context, admin string, timeout time.Duration) (outb
 // produceN produces n records of w and waits for all of them.
 func produceN(ctx context.Context, cl *kgo.Client, w *workload, n int) error {
 	var f firstErr
-	for i := 0; i < n && f.error() == nil && ctx.Err() == nil; i++ {
-		cl.Produce(ctx, w.record(i), f.promise)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	if err := f.error(); err != nil {
+	if err := produceAll(ctx, cl, w, n, &f); err != nil {
 		return err
 	}
-	if got := f.done.Load(); got != int64(n) {
-		return fmt.Errorf("%d of %d records acknowledged", got, n)
-	}
-	return nil
+	return f.acked(n)
 }
 
 // outboxAck produces opt.outbox.records records as fast as the producer
@@ -784,11 +722,8 @@ func (b *bench) outboxAck(ctx context.Context, t *target, cl *kgo.Client, hook *
 	var f firstErr
 	hook.recording.Store(true)
 	m := t.meter()
-	for i := 0; i < n && f.error() == nil && ctx.Err() == nil; i++ {
-		cl.Produce(ctx, b.outboxWork.record(i), f.promise)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
+	if err := produceAll(ctx, cl, b.outboxWork, n, &f); err != nil {
+		return res, err
 	}
 	res.use = m.stop()
 	hook.recording.Store(false)
@@ -796,11 +731,8 @@ func (b *bench) outboxAck(ctx context.Context, t *target, cl *kgo.Client, hook *
 	if err != nil {
 		return res, err
 	}
-	if err := f.error(); err != nil {
+	if err := f.acked(n); err != nil {
 		return res, err
-	}
-	if got := f.done.Load(); got != int64(n) {
-		return res, fmt.Errorf("%d of %d records acknowledged", got, n)
 	}
 	if w := after.written - before.written; w != float64(n) {
 		return res, fmt.Errorf("evproxy committed %.0f rows for %d acknowledged records", w, n)
@@ -850,22 +782,6 @@ func (b *bench) outboxSteady(ctx context.Context, t *target, cl *kgo.Client, rat
 		return res, err
 	}
 	res.startLag = base.lag()
-	total := max(int(float64(rate)*dur.Seconds()), 1)
-	var (
-		f    firstErr
-		mu   sync.Mutex
-		lats = make([]time.Duration, 0, total)
-	)
-	promise := func(r *kgo.Record, err error) {
-		if err != nil {
-			f.promise(r, err)
-			return
-		}
-		d := time.Since(r.Timestamp)
-		mu.Lock()
-		lats = append(lats, d)
-		mu.Unlock()
-	}
 
 	// Sample the counters and gauges every second until stopped.
 	var (
@@ -908,31 +824,12 @@ func (b *bench) outboxSteady(ctx context.Context, t *target, cl *kgo.Client, rat
 	}
 	defer stopSampler()
 
-	const tick = time.Millisecond
-	maxBurst := max(rate/100, 1)
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	pace := newPacer(rate, dur)
+	defer pace.stop()
 	m := t.meter()
-	start := time.Now()
-	deadline := start.Add(dur + dur/10 + 100*time.Millisecond)
-	sent := 0
-	for sent < total && f.error() == nil {
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-ticker.C:
-		}
-		now := time.Now()
-		if now.After(deadline) {
-			break
-		}
-		due := min(int(float64(rate)*now.Sub(start).Seconds()), total)
-		for k := min(due-sent, maxBurst); k > 0; k-- {
-			r := b.outboxWork.record(sent)
-			r.Timestamp = time.Now()
-			cl.Produce(ctx, r, promise)
-			sent++
-		}
+	start, err := pace.offer(ctx, cl, b.outboxWork)
+	if err != nil {
+		return res, err
 	}
 	loadEnd := time.Now()
 	res.use = m.stop()
@@ -943,9 +840,10 @@ func (b *bench) outboxSteady(ctx context.Context, t *target, cl *kgo.Client, rat
 	if err := cl.Flush(ctx); err != nil {
 		return res, fmt.Errorf("flush: %w", err)
 	}
-	if err := f.error(); err != nil {
+	if err := pace.f.error(); err != nil {
 		return res, err
 	}
+	sent := pace.sent
 	res.sent = sent
 	res.offered = float64(sent) / loadEnd.Sub(start).Seconds()
 	res.endLag = end.lag()
@@ -965,14 +863,11 @@ func (b *bench) outboxSteady(ctx context.Context, t *target, cl *kgo.Client, rat
 		return res, fmt.Errorf("evproxy committed %.0f rows for %d acknowledged records", w, sent)
 	}
 
-	mu.Lock()
-	if len(lats) != sent {
-		mu.Unlock()
-		return res, fmt.Errorf("%d of %d records acknowledged", len(lats), sent)
+	lats, err := pace.latencies()
+	if err != nil {
+		return res, err
 	}
-	sortDurations(lats)
 	res.p50, res.p99 = percentile(lats, 0.50), percentile(lats, 0.99)
-	mu.Unlock()
 
 	smu.Lock()
 	defer smu.Unlock()

@@ -105,7 +105,7 @@ func (r *report) writeOutbox(w io.Writer) {
 		o.copyConns, o.copyTxRows, fmtCount(cpRate),
 		fmtCount(median(collect(rounds, func(x outboxRound) float64 { return float64(x.copy.txs) }))), o.copyTxRows,
 		fmtDur(median(collect(rounds, func(x outboxRound) time.Duration { return x.copy.txAvg }))),
-		fmtCores4(collect(rounds, func(x outboxRound) usage { return x.copy.use }), false),
+		fmtCores(collect(rounds, func(x outboxRound) usage { return x.copy.use }), false, true),
 		median(collect(rounds, func(x outboxRound) float64 { return perRow(x.copy.use.pg, x.copy.rows) })))
 	cr := r.copyRatio()
 	fmt.Fprintf(w, "| evproxy, outbox route (relay running) | %s | %s | %s | %s | %s | %s | %s | %s | %.2f µs | %.2f µs | %s | ≥ %.2f× COPY | %s |\n",
@@ -115,7 +115,7 @@ func (r *report) writeOutbox(w io.Writer) {
 		fmtCount(median(collect(rounds, func(x outboxRound) float64 { return x.ack.commits }))),
 		fmtCount(median(collect(rounds, func(x outboxRound) float64 { return float64(x.ack.rows) / max(x.ack.commits, 1) }))),
 		fmtDur(median(collect(rounds, func(x outboxRound) time.Duration { return x.ack.commitAvg }))),
-		fmtCores4(collect(rounds, func(x outboxRound) usage { return x.ack.use }), true),
+		fmtCores(collect(rounds, func(x outboxRound) usage { return x.ack.use }), true, true),
 		median(collect(rounds, func(x outboxRound) float64 { return perRow(x.ack.use.proxy, x.ack.rows) })),
 		median(collect(rounds, func(x outboxRound) float64 { return perRow(x.ack.use.pg, x.ack.rows) })),
 		fmtMB(maxOf(collect(rounds, func(x outboxRound) int64 { return x.proxyRSS }))),
@@ -159,22 +159,8 @@ func (r *report) writeOutbox(w io.Writer) {
 		gone,
 		fmtCount(median(collect(rounds, func(x outboxRound) float64 { return x.steady.rowsPerCmt }))),
 		fmtCount(median(collect(rounds, func(x outboxRound) float64 { return x.steady.relay.rowsPerRound }))),
-		fmtCores4(collect(rounds, func(x outboxRound) usage { return x.steady.use }), true),
+		fmtCores(collect(rounds, func(x outboxRound) usage { return x.steady.use }), true, true),
 		targetDrainRatio, settleTimeout, passFail(dr >= targetDrainRatio-0.005 && r.allDrained()))
-}
-
-// fmtCores4 is the median of each part of uses, in cores, with
-// PostgreSQL's share apart.
-func fmtCores4(uses []usage, proxy bool) string {
-	part := func(f func(usage) time.Duration) float64 {
-		return median(collect(uses, func(u usage) float64 { return u.cores(f(u)) }))
-	}
-	ev := "–"
-	if proxy {
-		ev = fmt.Sprintf("%.2f", part(func(u usage) time.Duration { return u.proxy }))
-	}
-	return fmt.Sprintf("%.2f / %s / %.2f / %.2f", part(func(u usage) time.Duration { return u.self }), ev,
-		part(func(u usage) time.Duration { return u.pg }), part(func(u usage) time.Duration { return u.other }))
 }
 
 // perRow is d per row, in µs.
@@ -200,7 +186,7 @@ func (r *report) writeDrainRow(w io.Writer, backlog int64) {
 		fmtDur(median(collect(rounds, func(x outboxRound) time.Duration { return x.ack.relay.round }))),
 		fmtDur(median(collect(rounds, func(x outboxRound) time.Duration { return x.ack.relay.claim }))),
 		fmtDur(median(collect(rounds, func(x outboxRound) time.Duration { return x.ack.relay.publish }))),
-		fmtCores4(collect(rounds, func(x outboxRound) usage { return x.ack.drainUse }), true),
+		fmtCores(collect(rounds, func(x outboxRound) usage { return x.ack.drainUse }), true, true),
 		median(collect(rounds, func(x outboxRound) float64 { return perRow(x.ack.drainUse.proxy, int(x.ack.backlog-x.ack.undrained)) })),
 		median(collect(rounds, func(x outboxRound) float64 { return perRow(x.ack.drainUse.pg, int(x.ack.backlog-x.ack.undrained)) })))
 }

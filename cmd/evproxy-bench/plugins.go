@@ -1,17 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -230,24 +227,16 @@ func (c pluginCounters) perRecord() float64 {
 // evproxy_plugin_errors_total (every kind, and kind="timeout") and the sum
 // of evproxy_plugin_call_duration_seconds.
 func scrapePlugin(ctx context.Context, addr, plugin string) (pluginCounters, error) {
-	var c pluginCounters
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	var (
+		c     pluginCounters
+		found bool
+	)
+	err := readMetrics(ctx, addr, func(r io.Reader) (err error) {
+		c, found, err = parsePluginCounters(r, plugin)
+		return err
+	})
 	if err != nil {
 		return c, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return c, fmt.Errorf("read evproxy metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return c, fmt.Errorf("read evproxy metrics: %s", resp.Status)
-	}
-	c, found, err := parsePluginCounters(resp.Body, plugin)
-	if err != nil {
-		return c, fmt.Errorf("read evproxy metrics: %w", err)
 	}
 	if !found {
 		return c, fmt.Errorf("evproxy metrics have no evproxy_plugin_records_total for plugin %q", plugin)
@@ -259,25 +248,8 @@ func scrapePlugin(ctx context.Context, addr, plugin string) (pluginCounters, err
 // counters; found says whether its records counter was there.
 func parsePluginCounters(r io.Reader, plugin string) (c pluginCounters, found bool, err error) {
 	label := `plugin="` + plugin + `"`
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "evproxy_plugin_") {
-			continue
-		}
-		name, rest, ok := strings.Cut(line, "{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok || !hasLabel(labels, label) {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return c, found, fmt.Errorf("metric line %q: %w", line, err)
-		}
+	ofPlugin := func(labels string) bool { return hasLabel(labels, label) }
+	err = scanMetrics(r, "evproxy_plugin_", ofPlugin, func(name, labels string, v float64) {
 		n := int64(v)
 		switch name {
 		case "evproxy_plugin_call_duration_seconds_sum":
@@ -297,8 +269,8 @@ func parsePluginCounters(r io.Reader, plugin string) (c pluginCounters, found bo
 				c.timeouts += n
 			}
 		}
-	}
-	return c, found, sc.Err()
+	})
+	return c, found, err
 }
 
 // hasLabel reports whether the comma-separated labels hold l exactly.

@@ -238,7 +238,7 @@ func (r *report) writeProxy(w io.Writer) {
 				rss = fmtMB(maxOf(collect(runs, func(x throughputRun) int64 { return x.proxyRSS })))
 			}
 			fmt.Fprintf(w, "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-				pathName(via), codec, fmtCount(rps), wire/1e6, ratio, fmtDur(p50), fmtDur(p99), fmtCores(uses, via), perRec, rss, tgt, res)
+				pathName(via), codec, fmtCount(rps), wire/1e6, ratio, fmtDur(p50), fmtDur(p99), fmtCores(uses, via, false), perRec, rss, tgt, res)
 		}
 	}
 
@@ -256,7 +256,7 @@ func (r *report) writeProxy(w io.Writer) {
 		q := func(f func(latencyRun) time.Duration) string {
 			return fmtDur(median(collect(runs, f)))
 		}
-		cpu, rss := fmtCores(collect(runs, func(x latencyRun) usage { return x.use }), via), "–"
+		cpu, rss := fmtCores(collect(runs, func(x latencyRun) usage { return x.use }), via, false), "–"
 		if via {
 			rss = fmtMB(maxOf(collect(runs, func(x latencyRun) int64 { return x.proxyRSS })))
 		}
@@ -301,7 +301,7 @@ func (r *report) writePlugins(w io.Writer) {
 		}))
 		fmt.Fprintf(w, "| %s | %s | %s | %.1f | %s | %s | %s | %s | %s | %.2f µs | %s | %s | %s | %s | %s |\n",
 			label, sc.codec, fmtCount(rps), wire/1e6, fmtRatio(r.ratioOf(sc, passThrough)), fmtRatio(r.ratioOf(sc, directNone)),
-			fmtDur(p50), fmtDur(p99), fmtCores(collect(runs, func(x throughputRun) usage { return x.use }), true), perRec, callTime,
+			fmtDur(p50), fmtDur(p99), fmtCores(collect(runs, func(x throughputRun) usage { return x.use }), true, false), perRec, callTime,
 			fmtMB(maxOf(collect(runs, func(x throughputRun) int64 { return x.proxyRSS }))), pluginRecs, tgt, res)
 	}
 	row(passThrough, "evproxy, no plugin (pass-through)", "–", "–", "", "")
@@ -339,17 +339,21 @@ func sumOf(xs []int64) int64 {
 	return s
 }
 
-// fmtCores is the median of each part of uses, in cores.
-func fmtCores(uses []usage, proxy bool) string {
-	part := func(f func(usage) time.Duration) float64 {
-		return median(collect(uses, func(u usage) float64 { return u.cores(f(u)) }))
+// fmtCores is the median of each part of uses, in cores: this process,
+// evproxy ("–" unless proxy), PostgreSQL when pg, and the other processes.
+func fmtCores(uses []usage, proxy, pg bool) string {
+	part := func(f func(usage) time.Duration) string {
+		return fmt.Sprintf("%.2f", median(collect(uses, func(u usage) float64 { return u.cores(f(u)) })))
 	}
-	ev := "–"
+	parts := []string{part(func(u usage) time.Duration { return u.self }), "–"}
 	if proxy {
-		ev = fmt.Sprintf("%.2f", part(func(u usage) time.Duration { return u.proxy }))
+		parts[1] = part(func(u usage) time.Duration { return u.proxy })
 	}
-	return fmt.Sprintf("%.2f / %s / %.2f", part(func(u usage) time.Duration { return u.self }), ev,
-		part(func(u usage) time.Duration { return u.other }))
+	if pg {
+		parts = append(parts, part(func(u usage) time.Duration { return u.pg }))
+	}
+	parts = append(parts, part(func(u usage) time.Duration { return u.other }))
+	return strings.Join(parts, " / ")
 }
 
 // others is the median and largest CPU use of other processes over every

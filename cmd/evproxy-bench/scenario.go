@@ -7,10 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // bench runs the scenarios.
@@ -172,18 +169,7 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun,
 		return res, err
 	}
 	ctx, stopWatch := t.watch(ctx)
-	defer func() {
-		cause := context.Cause(ctx) // why the run was cut short, if it was
-		stopWatch()
-		rss, serr := t.stop()
-		res.proxyRSS = rss
-		switch {
-		case err == nil:
-			err = serr
-		case cause != nil && !errors.Is(err, cause):
-			err = fmt.Errorf("%w: %w", err, cause)
-		}
-	}()
+	defer func() { res.proxyRSS, err = t.finish(ctx, stopWatch, err) }()
 	hook := &e2eHook{}
 	cl, err := b.newProducer(t.addr, sc.codec, b.opt.linger, hook)
 	if err != nil {
@@ -203,20 +189,14 @@ func (b *bench) throughput(ctx context.Context, sc scenario) (res throughputRun,
 	var f firstErr
 	hook.recording.Store(true)
 	m := t.meter()
-	for i := 0; i < b.opt.records && f.error() == nil && ctx.Err() == nil; i++ {
-		cl.Produce(ctx, b.work.record(i), f.promise)
-	}
-	if err := cl.Flush(ctx); err != nil {
-		return res, fmt.Errorf("flush: %w", err)
+	if err := produceAll(ctx, cl, b.work, b.opt.records, &f); err != nil {
+		return res, err
 	}
 	res.use = m.stop()
 	elapsed := res.use.elapsed
 	hook.recording.Store(false)
-	if err := f.error(); err != nil {
+	if err := f.acked(b.opt.records); err != nil {
 		return res, err
-	}
-	if n := f.done.Load(); n != int64(b.opt.records) {
-		return res, fmt.Errorf("%d of %d records acknowledged", n, b.opt.records)
 	}
 	if plug != nil {
 		// Every record must have gone through the plugin and come back
@@ -253,18 +233,7 @@ func (b *bench) latency(ctx context.Context, via bool) (res latencyRun, err erro
 		return res, err
 	}
 	ctx, stopWatch := t.watch(ctx)
-	defer func() {
-		cause := context.Cause(ctx) // why the run was cut short, if it was
-		stopWatch()
-		rss, serr := t.stop()
-		res.proxyRSS = rss
-		switch {
-		case err == nil:
-			err = serr
-		case cause != nil && !errors.Is(err, cause):
-			err = fmt.Errorf("%w: %w", err, cause)
-		}
-	}()
+	defer func() { res.proxyRSS, err = t.finish(ctx, stopWatch, err) }()
 	hook := &e2eHook{}
 	cl, err := b.newProducer(t.addr, "none", 0, hook)
 	if err != nil {
@@ -275,74 +244,32 @@ func (b *bench) latency(ctx context.Context, via bool) (res latencyRun, err erro
 		return res, err
 	}
 
-	total := int(float64(b.opt.rate) * b.opt.duration.Seconds())
-	total = max(total, 1)
-	var (
-		f    firstErr
-		mu   sync.Mutex
-		lats = make([]time.Duration, 0, total)
-	)
-	promise := func(r *kgo.Record, err error) {
-		if err != nil {
-			f.promise(r, err)
-			return
-		}
-		d := time.Since(r.Timestamp)
-		mu.Lock()
-		lats = append(lats, d)
-		mu.Unlock()
-	}
-	// Every tick issues the records due since the start: bursts of
-	// rate/1000 records, more after a late tick, at most 10ms worth.
-	const tick = time.Millisecond
-	maxBurst := max(b.opt.rate/100, 1)
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	pace := newPacer(b.opt.rate, b.opt.duration)
+	defer pace.stop()
 	hook.recording.Store(true)
 	m := t.meter()
-	start := time.Now()
-	// Stop offering at duration plus slack even if the producer fell
-	// behind; the achieved rate shows it.
-	deadline := start.Add(b.opt.duration + b.opt.duration/10 + 100*time.Millisecond)
-	sent := 0
-	for sent < total && f.error() == nil {
-		select {
-		case <-ctx.Done():
-			return res, ctx.Err()
-		case <-ticker.C:
-		}
-		now := time.Now()
-		if now.After(deadline) {
-			break
-		}
-		due := min(int(float64(b.opt.rate)*now.Sub(start).Seconds()), total)
-		for n := min(due-sent, maxBurst); n > 0; n-- {
-			r := b.work.record(sent)
-			r.Timestamp = time.Now()
-			cl.Produce(ctx, r, promise)
-			sent++
-		}
+	start, err := pace.offer(ctx, cl, b.work)
+	if err != nil {
+		return res, err
 	}
 	offered := time.Since(start)
 	if err := cl.Flush(ctx); err != nil {
 		return res, fmt.Errorf("flush: %w", err)
 	}
 	res.use = m.stop()
-	if err := f.error(); err != nil {
+	if err := pace.f.error(); err != nil {
 		return res, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(lats) != sent {
-		return res, fmt.Errorf("%d of %d records acknowledged", len(lats), sent)
+	lats, err := pace.latencies()
+	if err != nil {
+		return res, err
 	}
-	sortDurations(lats)
 	hook.recording.Store(false)
 	hook.mu.Lock()
 	res.requests = hook.requests
 	hook.mu.Unlock()
-	res.sent = sent
-	res.achieved = float64(sent) / offered.Seconds()
+	res.sent = pace.sent
+	res.achieved = float64(pace.sent) / offered.Seconds()
 	res.p50, res.p99, res.p999 = percentile(lats, 0.50), percentile(lats, 0.99), percentile(lats, 0.999)
 	return res, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -134,6 +135,24 @@ type target struct {
 // startTarget starts a fresh broker and, when viaProxy, an evproxy in front
 // of it running plugin on every record (nil: pass-through).
 func (b *bench) startTarget(ctx context.Context, viaProxy bool, plugin *proxyPlugin) (*target, error) {
+	c, err := b.startBroker()
+	if err != nil {
+		return nil, err
+	}
+	t := &target{broker: c, addr: c.ListenAddrs()[0]}
+	if viaProxy {
+		if t.proxy, err = startProxy(ctx, b.bin, b.tmp, t.addr, plugin); err != nil {
+			c.Close()
+			return nil, err
+		}
+		t.addr = t.proxy.addr
+	}
+	return t, nil
+}
+
+// startBroker starts a fresh kfake broker holding the benchmark topic,
+// which acknowledges produce requests without storing them.
+func (b *bench) startBroker() (*kfake.Cluster, error) {
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.BlackholeProduce(),
@@ -146,15 +165,7 @@ func (b *bench) startTarget(ctx context.Context, viaProxy bool, plugin *proxyPlu
 	if err != nil {
 		return nil, fmt.Errorf("start kfake: %w", err)
 	}
-	t := &target{broker: c, addr: c.ListenAddrs()[0]}
-	if viaProxy {
-		if t.proxy, err = startProxy(ctx, b.bin, b.tmp, t.addr, plugin); err != nil {
-			c.Close()
-			return nil, err
-		}
-		t.addr = t.proxy.addr
-	}
-	return t, nil
+	return c, nil
 }
 
 // watch returns ctx cancelled if evproxy exits during the run, so that a
@@ -233,6 +244,23 @@ func (t *target) cpuNow() (self, proxy, pg, total time.Duration) {
 	return self, proxy, pg, total
 }
 
+// finish ends a run on t: it calls stopWatch (from t.watch, which returned
+// ctx) and stops t. It returns evproxy's peak RSS and the run's outcome:
+// err, else the error of stopping t; an err of a run cut short (evproxy
+// exited, or the run timed out) also says why.
+func (t *target) finish(ctx context.Context, stopWatch context.CancelFunc, err error) (int64, error) {
+	cause := context.Cause(ctx) // why the run was cut short, if it was
+	stopWatch()
+	rss, serr := t.stop()
+	switch {
+	case err == nil:
+		err = serr
+	case cause != nil && !errors.Is(err, cause):
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return rss, err
+}
+
 // stop stops evproxy, then the broker, and returns evproxy's peak RSS (0
 // when direct).
 func (t *target) stop() (int64, error) {
@@ -298,6 +326,109 @@ func (f *firstErr) error() error {
 		return *p
 	}
 	return nil
+}
+
+// acked returns the first error, or an error if not exactly n records
+// were acknowledged.
+func (f *firstErr) acked(n int) error {
+	if err := f.error(); err != nil {
+		return err
+	}
+	if got := f.done.Load(); got != int64(n) {
+		return fmt.Errorf("%d of %d records acknowledged", got, n)
+	}
+	return nil
+}
+
+// produceAll produces records 0 to n-1 of w as fast as the producer goes,
+// stopping early once a record failed or ctx is done, and flushes; f
+// counts the acknowledgements and keeps the first error.
+func produceAll(ctx context.Context, cl *kgo.Client, w *workload, n int, f *firstErr) error {
+	for i := 0; i < n && f.error() == nil && ctx.Err() == nil; i++ {
+		cl.Produce(ctx, w.record(i), f.promise)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// pacer offers records at a fixed rate for a duration, paced by a 1 ms
+// ticker, and measures each record from Produce to its acknowledgement.
+type pacer struct {
+	rate   int           // records per second
+	dur    time.Duration // how long to offer them
+	total  int           // records to offer: rate for dur
+	ticker *time.Ticker
+	sent   int
+	f      firstErr
+
+	mu   sync.Mutex
+	lats []time.Duration
+}
+
+// newPacer returns a pacer of rate records per second for dur, its ticker
+// running; stop it when done.
+func newPacer(rate int, dur time.Duration) *pacer {
+	total := max(int(float64(rate)*dur.Seconds()), 1)
+	return &pacer{rate: rate, dur: dur, total: total, lats: make([]time.Duration, 0, total), ticker: time.NewTicker(time.Millisecond)}
+}
+
+func (p *pacer) stop() { p.ticker.Stop() }
+
+func (p *pacer) promise(r *kgo.Record, err error) {
+	if err != nil {
+		p.f.promise(r, err)
+		return
+	}
+	d := time.Since(r.Timestamp)
+	p.mu.Lock()
+	p.lats = append(p.lats, d)
+	p.mu.Unlock()
+}
+
+// offer produces records of w to cl from now on, at the pacer's rate,
+// until it offered them all, a record failed, or the duration and some
+// slack passed. It returns when it started.
+func (p *pacer) offer(ctx context.Context, cl *kgo.Client, w *workload) (time.Time, error) {
+	// Every tick issues the records due since the start: bursts of
+	// rate/1000 records, more after a late tick, at most 10ms worth.
+	maxBurst := max(p.rate/100, 1)
+	start := time.Now()
+	// Stop offering at duration plus slack even if the producer fell
+	// behind; the achieved rate shows it.
+	deadline := start.Add(p.dur + p.dur/10 + 100*time.Millisecond)
+	for p.sent < p.total && p.f.error() == nil {
+		select {
+		case <-ctx.Done():
+			return start, ctx.Err()
+		case <-p.ticker.C:
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			break
+		}
+		due := min(int(float64(p.rate)*now.Sub(start).Seconds()), p.total)
+		for n := min(due-p.sent, maxBurst); n > 0; n-- {
+			r := w.record(p.sent)
+			r.Timestamp = time.Now()
+			cl.Produce(ctx, r, p.promise)
+			p.sent++
+		}
+	}
+	return start, nil
+}
+
+// latencies returns the latencies of the records offered, sorted, or an
+// error if not every one of them was acknowledged. Call it after flushing.
+func (p *pacer) latencies() ([]time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.lats) != p.sent {
+		return nil, fmt.Errorf("%d of %d records acknowledged", len(p.lats), p.sent)
+	}
+	sortDurations(p.lats)
+	return p.lats, nil
 }
 
 // newProducer returns a kgo producer for the benchmark topic at addr.
