@@ -36,10 +36,7 @@ func BenchmarkProcess(b *testing.B) {
 		for _, timeout := range []time.Duration{0, 100 * time.Millisecond} {
 			b.Run(fmt.Sprintf("%s/timeout=%v", plugin, timeout), func(b *testing.B) {
 				tb := setup(b)
-				cfg := tb.config(plugin)
-				cfg.Timeout = timeout
-				cfg.PoolSize = 1
-				p := tb.load(b, cfg)
+				p := tb.load(b, tb.configOne(plugin, timeout))
 				rs := benchRecords()
 				ctx := context.Background()
 				b.ReportAllocs()
@@ -74,10 +71,7 @@ func BenchmarkCallOverhead(b *testing.B) {
 			if !mode.instrument {
 				tb.rt.instrument = func([]byte) ([]byte, int, error) { return nil, 0, errInstrument }
 			}
-			cfg := tb.config("keep")
-			cfg.Timeout = mode.timeout
-			cfg.PoolSize = 1
-			p := tb.load(b, cfg)
+			p := tb.load(b, tb.configOne("keep", mode.timeout))
 			rs := benchRecords()[:1]
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -146,11 +140,9 @@ func examplePlugin(tb testing.TB, name string) string {
 // exampleConfig is the configuration of an example plugin as
 // cmd/evproxy-bench runs it.
 func (b *testBundle) exampleConfig(tb testing.TB, name string, timeout time.Duration) Config {
-	cfg := b.config(name)
+	cfg := b.configOne(name, timeout)
 	cfg.Path = examplePlugin(tb, name)
 	cfg.Config = []byte(`{"source":"bench"}`)
-	cfg.Timeout = timeout
-	cfg.PoolSize = 1
 	cfg.Logger = zerolog.Nop()
 	return cfg
 }

@@ -91,12 +91,30 @@ func (b *testBundle) config(name string) Config {
 	}
 }
 
-func (b *testBundle) load(t testing.TB, cfg Config) *Plugin {
+// configOne is config(name) with a pool of one instance and the per-call
+// timeout (0: none).
+func (b *testBundle) configOne(name string, timeout time.Duration) Config {
+	cfg := b.config(name)
+	cfg.PoolSize = 1
+	cfg.Timeout = timeout
+	return cfg
+}
+
+// open loads cfg, failing the test if it cannot; the test closes the
+// plugin.
+func (b *testBundle) open(t testing.TB, cfg Config) *Plugin {
 	t.Helper()
 	p, err := b.rt.Load(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// load is open, with the plugin closed when the test ends.
+func (b *testBundle) load(t testing.TB, cfg Config) *Plugin {
+	t.Helper()
+	p := b.open(t, cfg)
 	t.Cleanup(func() {
 		if err := p.Close(context.Background()); err != nil {
 			t.Error(err)
@@ -107,6 +125,17 @@ func (b *testBundle) load(t testing.TB, cfg Config) *Plugin {
 
 func (b *testBundle) errorCount(plugin, kind string) int {
 	return int(testutil.ToFloat64(b.metrics.errors.WithLabelValues(plugin, kind)))
+}
+
+// checkErrors fails the test unless plugin's errors_total of each kind in
+// want is the count given.
+func (b *testBundle) checkErrors(t testing.TB, plugin string, want map[string]int) {
+	t.Helper()
+	for kind, n := range want {
+		if got := b.errorCount(plugin, kind); got != n {
+			t.Errorf("errors_total{kind=%q} = %d, want %d", kind, got, n)
+		}
+	}
 }
 
 func rec(value string) Record {
@@ -248,11 +277,7 @@ func (tt processCase) run(t *testing.T, mode string) {
 	if !reflect.DeepEqual(got, tt.want) {
 		t.Fatalf("verdicts\n%+v\nwant\n%+v\nlog:\n%s", got, tt.want, b.log)
 	}
-	for kind, n := range tt.errors {
-		if got := b.errorCount(tt.plugin, kind); got != n {
-			t.Errorf("errors_total{kind=%q} = %d, want %d", kind, got, n)
-		}
-	}
+	b.checkErrors(t, tt.plugin, tt.errors)
 	// The plugin is fine afterwards, on every pool slot.
 	for range 3 {
 		if got := process(t, p, recs("ok", "drop")); !reflect.DeepEqual(got, []Verdict{keep, drop}) && tt.plugin == "behave" {
@@ -474,13 +499,7 @@ func TestLoadErrors(t *testing.T) {
 func TestProcessContextAndClose(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := b.config("behave")
-	cfg.PoolSize = 1
-	cfg.Timeout = time.Minute
-	p, err := b.rt.Load(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := b.open(t, b.configOne("behave", time.Minute))
 
 	// A cancelled context interrupts a running guest (a timeout is set).
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,6 +17,17 @@ func freshInstance(tb testing.TB, p *Plugin) {
 	p.pool <- inst
 }
 
+// holdReplacements holds up p's replacements of discarded instances: each
+// one, once started, sends on started and waits until proceed is closed.
+func holdReplacements(p *Plugin) (started <-chan struct{}, proceed chan struct{}) {
+	s, proceed := make(chan struct{}, 1), make(chan struct{})
+	p.replaceHook = func() {
+		s <- struct{}{}
+		<-proceed
+	}
+	return s, proceed
+}
+
 // setWarmup sets how new instances of p are warmed up from now on: "cold"
 // (not at all), "default" (as Load does), "one" (one record of the shape
 // of recs[0]) or "sampled" (with the shape of recs). Processed batches no

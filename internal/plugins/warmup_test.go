@@ -72,9 +72,8 @@ func TestWarmBatchShape(t *testing.T) {
 func TestWarmBatchSampling(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := b.config("keep")
+	cfg := b.configOne("keep", 0)
 	cfg.MemoryLimit = 16 << 20 // warm-up batches of at most 1 MiB
-	cfg.PoolSize = 1
 	p := b.load(t, cfg)
 	if p.warmMax != 1<<20 {
 		t.Fatalf("warmMax %d", p.warmMax)
@@ -166,12 +165,7 @@ func TestFreshGoInstanceIsWarm(t *testing.T) {
 		p.pool <- inst
 		t.Logf("round %d: first call %v", round, took)
 	}
-	if n := b.errorCount("enrich", kindTimeout); n != 0 {
-		t.Errorf("%d timeouts", n)
-	}
-	if n := b.errorCount("enrich", kindWarmup); n != 0 {
-		t.Errorf("%d failed warm-ups", n)
-	}
+	b.checkErrors(t, "enrich", map[string]int{kindTimeout: 0, kindWarmup: 0})
 }
 
 // A discarded instance is replaced by a background goroutine: the call
@@ -180,15 +174,8 @@ func TestFreshGoInstanceIsWarm(t *testing.T) {
 func TestReplacementOffRequestPath(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := b.config("behave")
-	cfg.PoolSize = 1
-	cfg.Timeout = time.Minute
-	p := b.load(t, cfg)
-	started, proceed := make(chan struct{}, 1), make(chan struct{})
-	p.replaceHook = func() {
-		started <- struct{}{}
-		<-proceed
-	}
+	p := b.load(t, b.configOne("behave", time.Minute))
+	started, proceed := holdReplacements(p)
 	instances := func() int { return int(testutil.ToFloat64(b.metrics.instances.WithLabelValues("behave"))) }
 
 	// Returns while the replacement is held up.
@@ -234,18 +221,8 @@ func TestReplacementOffRequestPath(t *testing.T) {
 func TestCloseDuringReplacement(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := b.config("behave")
-	cfg.PoolSize = 1
-	cfg.Timeout = time.Minute
-	p, err := b.rt.Load(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	started, proceed := make(chan struct{}, 1), make(chan struct{})
-	p.replaceHook = func() {
-		started <- struct{}{}
-		<-proceed
-	}
+	p := b.open(t, b.configOne("behave", time.Minute))
+	started, proceed := holdReplacements(p)
 	process(t, p, recs("poison"))
 	<-started
 	closed := make(chan error, 1)
@@ -267,10 +244,7 @@ func TestWarmupFailure(t *testing.T) {
 		t.Run(value, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			cfg := b.config("behave")
-			cfg.PoolSize = 1
-			cfg.Timeout = 20 * time.Millisecond
-			p := b.load(t, cfg)
+			p := b.load(t, b.configOne("behave", 20*time.Millisecond))
 			p.warmupTimeout = 50 * time.Millisecond // a looping warm-up ends after it, not after the call timeout
 			// Not synthetic: the real bytes make behave fail.
 			size, _ := batchSize("e", recs(value))
@@ -282,14 +256,7 @@ func TestWarmupFailure(t *testing.T) {
 					t.Fatalf("%+v", got)
 				}
 			}
-			if n := b.errorCount("behave", kindWarmup); n != 1 {
-				t.Errorf("errors_total{kind=warmup} = %d, want 1", n)
-			}
-			for _, kind := range []string{kindTrap, kindTimeout} {
-				if n := b.errorCount("behave", kind); n != 0 {
-					t.Errorf("errors_total{kind=%s} = %d, want 0", kind, n)
-				}
-			}
+			b.checkErrors(t, "behave", map[string]int{kindWarmup: 1, kindTrap: 0, kindTimeout: 0})
 			if n := strings.Count(b.log.String(), "failed its warm-up batch"); n != 1 {
 				t.Errorf("%d warnings, want 1:\n%s", n, b.log)
 			}
@@ -300,10 +267,7 @@ func TestWarmupFailure(t *testing.T) {
 	t.Run("rewarm", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		cfg := b.config("behave")
-		cfg.PoolSize = 1
-		cfg.Timeout = time.Minute
-		p := b.load(t, cfg)
+		p := b.load(t, b.configOne("behave", time.Minute))
 		poison := recs("poison" + strings.Repeat(" ", 100_000))
 		size, _ := batchSize("e", poison)
 		p.warmMax = 0
@@ -312,12 +276,7 @@ func TestWarmupFailure(t *testing.T) {
 		if got := process(t, p, big); !reflect.DeepEqual(got, []Verdict{keep, drop}) {
 			t.Fatalf("%+v", got)
 		}
-		if n := b.errorCount("behave", kindWarmup); n != 1 {
-			t.Errorf("errors_total{kind=warmup} = %d, want 1", n)
-		}
-		if n := b.errorCount("behave", kindTrap); n != 0 {
-			t.Errorf("errors_total{kind=trap} = %d, want 0", n)
-		}
+		b.checkErrors(t, "behave", map[string]int{kindWarmup: 1, kindTrap: 0})
 	})
 }
 
@@ -327,10 +286,7 @@ func TestWarmupFailure(t *testing.T) {
 func TestRewarm(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	cfg := b.config("hostfuncs") // logs "batch" once per call, warm-ups included
-	cfg.PoolSize = 1
-	cfg.Timeout = time.Minute
-	p := b.load(t, cfg)
+	p := b.load(t, b.configOne("hostfuncs", time.Minute)) // logs "batch" once per call, warm-ups included
 	batch := func(n int) []Record {
 		rs := make([]Record, n)
 		for i := range rs {
