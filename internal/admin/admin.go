@@ -106,15 +106,21 @@ func (s *Server) Start(ctx context.Context) error {
 // Addr is the address the server listens on (valid after Start).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Stop shuts the server down, waiting for open requests until ctx ends.
-// Safe to call twice or before Start.
+// Stop shuts the server down, waiting for open requests until ctx ends;
+// then it closes the connections still open (a scrape still being
+// answered, or a client that connected and sent nothing: net/http waits
+// up to 5 s for those) and logs how it ended. Only a failure to close is
+// an error. Safe to call twice or before Start.
 func (s *Server) Stop(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
 	}
 	var err error
 	s.once.Do(func() {
-		err = s.srv.Shutdown(ctx)
+		if serr := s.srv.Shutdown(ctx); serr != nil {
+			s.cfg.Logger.Warn().Err(serr).Msg("admin server: connections still open at shutdown; closing them")
+			err = s.srv.Close()
+		}
 		<-s.done
 	})
 	if err != nil {
