@@ -208,6 +208,15 @@ evproxy_records_total{topic="bench"} 7
 	if r.rounds != 40 || r.rowsPerRound != 500 || r.claim != 20*time.Millisecond || r.publish != 12500*time.Microsecond || r.claimsPerRounds != 1.25 {
 		t.Errorf("relay %+v", r)
 	}
+	// Rounds every 10 ms from workers in parallel: 1.25 claims of 20 ms
+	// and a 12.5 ms publish per round keep 3.75 workers busy.
+	r.round = 10 * time.Millisecond
+	if got := r.busyWorkers(); math.Abs(got-3.75) > 1e-9 {
+		t.Errorf("busy workers %v, want 3.75", got)
+	}
+	if s := r.String(); !strings.Contains(s, "one round every 10") || !strings.Contains(s, "kept 3.8 relay workers busy") {
+		t.Errorf("relay summary %q", s)
+	}
 }
 
 func TestLoopbackHost(t *testing.T) {

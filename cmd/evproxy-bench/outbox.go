@@ -151,9 +151,8 @@ type relayStats struct {
 	rowsPerRound    float64       // rows published per round
 	claim, publish  time.Duration // mean time per round
 	claimsPerRounds float64       // claims per publishing round (empty claims included)
-	// round is the mean time of a whole round (claim, publish, and
-	// recording the outcome) where the relay ran back to back; 0 when
-	// unknown.
+	// round is the mean time between rounds where the relay ran back to
+	// back (its workers run rounds in parallel); 0 when unknown.
 	round time.Duration
 }
 
@@ -207,10 +206,20 @@ func (r relayStats) String() string {
 	s := fmt.Sprintf("relay: %.0f rounds of %.0f rows, claim %s, publish %s per round, %.2f claims per round",
 		r.rounds, r.rowsPerRound, fmtDur(r.claim), fmtDur(r.publish), r.claimsPerRounds)
 	if r.round > 0 {
-		s += fmt.Sprintf("; %s per round in all, so %s recording the outcome and in between",
-			fmtDur(r.round), fmtDur(r.round-r.claim-r.publish))
+		s += fmt.Sprintf("; one round every %s, so claims and publishes kept %.1f relay workers busy on average",
+			fmtDur(r.round), r.busyWorkers())
 	}
 	return s
+}
+
+// busyWorkers is how many of the relay's workers (which run rounds in
+// parallel) were claiming or publishing on average, when rounds ran back
+// to back.
+func (r relayStats) busyWorkers() float64 {
+	if r.round <= 0 {
+		return 0
+	}
+	return (r.claim.Seconds()*r.claimsPerRounds + r.publish.Seconds()) / r.round.Seconds()
 }
 
 // scrapeOutbox reads evproxy's outbox metrics from its admin server.
