@@ -53,7 +53,9 @@ ON CONFLICT (ce_id) DO NOTHING`
 	// which holds only retried blocking rows).
 	//
 	// cand: the first $3 eligible rows by (priority, id), read from
-	// outbox_claim_idx; the scan stops after $3 eligible rows.
+	// outbox_claim_idx; the scan stops after $3 eligible rows. It keeps
+	// whole rows: the picked ones are returned from it, without a second
+	// lookup by id.
 	//
 	// fence: for each key in cand, its first blocking row (due, or
 	// waiting with blocks) that is not a candidate: candidates of the key
@@ -76,7 +78,7 @@ ON CONFLICT (ce_id) DO NOTHING`
 	// a claim makes progress whenever a row is eligible. The gate is an
 	// uncorrelated condition: PostgreSQL skips the scan when it is false.
 	sqlClaimBatch = `WITH cand AS MATERIALIZED (
-	SELECT c.id, c.topic, c.key
+	SELECT c.*
 	FROM {{schema}}.outbox c
 	WHERE ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
 		AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
@@ -115,9 +117,13 @@ ON CONFLICT (ce_id) DO NOTHING`
 	LIMIT $3
 )
 SELECT ` + rowColumns + `
+FROM cand o
+WHERE o.id IN (SELECT id FROM pick)
+UNION ALL
+SELECT ` + rowColumns + `
 FROM {{schema}}.outbox o
-WHERE o.id IN (SELECT id FROM pick UNION ALL SELECT id FROM fallback)
-ORDER BY o.id`
+WHERE o.id IN (SELECT id FROM fallback)
+ORDER BY 1`
 
 	// sqlComplete applies a publish outcome in one statement (so one
 	// transaction): $1 sent ids; retries $2 id, $3 attempts,
