@@ -67,6 +67,16 @@ ON CONFLICT (ce_id) DO NOTHING`
 	// candidate held back by the fence holds back its successors too,
 	// since the fence precedes them as well.
 	//
+	// The fence is skipped, by a gate PostgreSQL evaluates once, when it
+	// is provably empty, as in steady traffic: no row was ever retried
+	// with blocks (outbox_blocking_retry_idx is empty) and no row of the
+	// table has a priority above the candidates' lowest. Then every row
+	// of a candidate's lane that could fence has the candidates' one
+	// priority; a due, unblocked one is eligible, so with an id below a
+	// candidate's it is a candidate itself (cand is a prefix of the
+	// eligible rows by (priority, id)), and rows of lower priority that
+	// are not candidates are not due or wait without blocking: no fence.
+	//
 	// pick: the candidates before their key's fence.
 	//
 	// fallback: only when pick is empty though cand is not (e.g. a key
@@ -98,6 +108,10 @@ ON CONFLICT (ce_id) DO NOTHING`
 		ORDER BY b.id
 		LIMIT 1) AS id
 	FROM (SELECT topic, key, max(id) AS last FROM cand WHERE key IS NOT NULL GROUP BY topic, key) k
+	WHERE EXISTS (
+			SELECT 1 FROM {{schema}}.outbox r
+			WHERE r.key IS NOT NULL AND r.blocks AND r.next_attempt_at > '-infinity')
+		OR (SELECT max(priority) FROM {{schema}}.outbox) IS DISTINCT FROM (SELECT min(priority) FROM cand)
 ), pick AS (
 	SELECT c.id
 	FROM cand c LEFT JOIN fence f ON f.topic = c.topic AND f.key = c.key
