@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/evproxy/evproxy/internal/config"
 )
 
 // copyRatio is the median over rounds of the outbox ack throughput over
@@ -80,7 +82,7 @@ func (r *report) writeOutbox(w io.Writer) {
 	if r.outboxErr != nil {
 		fmt.Fprintf(w, "**Failed after %d round(s):** %s\n\n", len(r.outbox), firstLine(r.outboxErr.Error()))
 	}
-	batch := "500, the default"
+	batch := fmt.Sprintf("%d, the default", config.DefaultOutboxBatchSize)
 	if o.batchSize > 0 {
 		batch = fmt.Sprint(o.batchSize)
 	}

@@ -59,7 +59,7 @@ func defaults() *Config {
 		DeadLetter: DeadLetterConfig{Enabled: true, TopicSuffix: ".failed"},
 		Outbox: OutboxConfig{
 			Schema:          "evproxy",
-			BatchSize:       500,
+			BatchSize:       2000,
 			PollInterval:    time.Second,
 			Retry:           testRetry,
 			Retention:       168 * time.Hour,

@@ -11,9 +11,12 @@ import (
 	"github.com/zclconf/go-cty/cty/convert"
 )
 
+// DefaultOutboxBatchSize is outbox.batch_size when the configuration does
+// not set it.
+const DefaultOutboxBatchSize = 2000
+
 // Outbox defaults; keep them in step with docs/configuration.md.
 const (
-	defaultOutboxBatchSize      = 500
 	maxOutboxBatchSize          = 100000
 	defaultOutboxPollInterval   = time.Second
 	defaultOutboxMaxRetries     = 5
@@ -55,7 +58,7 @@ type OutboxConfig struct {
 	// (key schema). Defaults to "evproxy".
 	Schema string
 	// BatchSize is the most records the relay publishes at once
-	// (key batch_size). Defaults to 500; 1 to 100000.
+	// (key batch_size). Defaults to 2000; 1 to 100000.
 	BatchSize int
 	// PollInterval is how often the relay looks for due rows when nothing
 	// woke it (key poll_interval). Defaults to 1s; at least 1ms.
@@ -140,7 +143,7 @@ func defaultRetry() RetryPolicy {
 func (d *decoder) outbox(o *OutboxConfig, b *outboxBlock) {
 	*o = OutboxConfig{
 		Schema:          defaultOutboxSchema,
-		BatchSize:       defaultOutboxBatchSize,
+		BatchSize:       DefaultOutboxBatchSize,
 		PollInterval:    defaultOutboxPollInterval,
 		Retry:           defaultRetry(),
 		Retention:       defaultOutboxRetention,

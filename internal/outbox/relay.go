@@ -77,7 +77,8 @@ type RowProcessor interface {
 type RelayConfig struct {
 	// Owner names this relay in lane leases; unique per process.
 	Owner string
-	// BatchSize is the most rows a worker claims and publishes at once.
+	// BatchSize is the most rows a worker claims and publishes at once
+	// (default 2000).
 	BatchSize int
 	// Workers relay disjoint sets of the held lanes in parallel (default
 	// 4); a key's lane belongs to one worker.
@@ -133,7 +134,7 @@ type Relay struct {
 // NewRelay returns a relay over store publishing with pub.
 func NewRelay(store Store, pub Publisher, cfg RelayConfig) *Relay {
 	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 500
+		cfg.BatchSize = 2000
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
