@@ -60,6 +60,7 @@ func defaults() *Config {
 		Outbox: OutboxConfig{
 			Schema:          "evproxy",
 			BatchSize:       2000,
+			RelayWorkers:    4,
 			PollInterval:    time.Second,
 			Retry:           testRetry,
 			Retention:       168 * time.Hour,
@@ -291,6 +292,7 @@ kafka { embedded = true }
 outbox {
   database_url    = "sqlite:data/outbox.db"
   batch_size      = 100
+  relay_workers   = 8
   poll_interval   = "250ms"
   max_retries     = 7
   retry_delay     = "2s"
@@ -318,7 +320,7 @@ route "rest" {
 			want: func(c *Config) {
 				c.Outbox = OutboxConfig{
 					Enabled: true, DatabaseURL: "sqlite:data/outbox.db", Schema: "evproxy",
-					BatchSize: 100, PollInterval: 250 * time.Millisecond,
+					BatchSize: 100, RelayWorkers: 8, PollInterval: 250 * time.Millisecond,
 					Retry:     RetryPolicy{MaxRetries: 7, RetryDelay: 2 * time.Second, BackoffFactor: 1.5, MaxRetryDelay: time.Minute},
 					Retention: 24 * time.Hour, LeaseTTL: 30 * time.Second, PublishTimeout: time.Second,
 					BreakerFailures: 2, BreakerTimeout: 3 * time.Second,
@@ -799,6 +801,13 @@ func TestParseErrors(t *testing.T) {
 			pos:     "2:1",
 			summary: "Missing outbox.database_url",
 			detail:  `outbox.database_url is required: use "postgres://user@host:5432/db" for PostgreSQL, or "sqlite:evproxy-outbox.db"`,
+		},
+		{
+			name:    "outbox relay_workers above the lanes",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url  = \"sqlite:o.db\"\n  relay_workers = 65\n}",
+			pos:     "4:19",
+			summary: "Value out of range",
+			detail:  `outbox.relay_workers must be a whole number from 1 to 64, got 65`,
 		},
 		{
 			name:    "outbox with unknown store",

@@ -17,6 +17,8 @@ const DefaultOutboxBatchSize = 2000
 
 // Outbox defaults; keep them in step with docs/configuration.md.
 const (
+	defaultOutboxRelayWorkers   = 4
+	maxOutboxRelayWorkers       = 64 // the lanes (outbox.Lanes)
 	maxOutboxBatchSize          = 100000
 	defaultOutboxPollInterval   = time.Second
 	defaultOutboxMaxRetries     = 5
@@ -60,6 +62,10 @@ type OutboxConfig struct {
 	// BatchSize is the most records the relay publishes at once
 	// (key batch_size). Defaults to 2000; 1 to 100000.
 	BatchSize int
+	// RelayWorkers is how many relay workers of this process claim and
+	// publish in parallel, each on its own share of the lanes the process
+	// holds (key relay_workers). Defaults to 4; 1 to 64 (the lanes).
+	RelayWorkers int
 	// PollInterval is how often the relay looks for due rows when nothing
 	// woke it (key poll_interval). Defaults to 1s; at least 1ms.
 	PollInterval time.Duration
@@ -107,6 +113,7 @@ type outboxBlock struct {
 	DatabaseURL     hcl.Expression `hcl:"database_url,optional"`
 	Schema          hcl.Expression `hcl:"schema,optional"`
 	BatchSize       hcl.Expression `hcl:"batch_size,optional"`
+	RelayWorkers    hcl.Expression `hcl:"relay_workers,optional"`
 	PollInterval    hcl.Expression `hcl:"poll_interval,optional"`
 	MaxRetries      hcl.Expression `hcl:"max_retries,optional"`
 	RetryDelay      hcl.Expression `hcl:"retry_delay,optional"`
@@ -144,6 +151,7 @@ func (d *decoder) outbox(o *OutboxConfig, b *outboxBlock) {
 	*o = OutboxConfig{
 		Schema:          defaultOutboxSchema,
 		BatchSize:       DefaultOutboxBatchSize,
+		RelayWorkers:    defaultOutboxRelayWorkers,
 		PollInterval:    defaultOutboxPollInterval,
 		Retry:           defaultRetry(),
 		Retention:       defaultOutboxRetention,
@@ -180,6 +188,9 @@ func (d *decoder) outbox(o *OutboxConfig, b *outboxBlock) {
 	}
 	if n, st := d.integer(b.BatchSize, "outbox.batch_size", 1, maxOutboxBatchSize); st == valid {
 		o.BatchSize = int(n)
+	}
+	if n, st := d.integer(b.RelayWorkers, "outbox.relay_workers", 1, maxOutboxRelayWorkers); st == valid {
+		o.RelayWorkers = int(n)
 	}
 	d.durationAttr(b.PollInterval, "outbox.poll_interval", time.Millisecond, math.MaxInt64, "", &o.PollInterval)
 	d.retry(&o.Retry, b.MaxRetries, b.RetryDelay, b.BackoffFactor, b.MaxRetryDelay, "outbox")
