@@ -90,6 +90,7 @@ func (a *App) startOutbox(ctx context.Context, brokers []string) error {
 	o.relay = outbox.NewRelay(store, o.publisher, outbox.RelayConfig{
 		Owner:            owner(),
 		BatchSize:        oc.BatchSize,
+		BatchBytes:       oc.BatchBytes,
 		Workers:          oc.RelayWorkers,
 		PollInterval:     oc.PollInterval,
 		LeaseTTL:         oc.LeaseTTL,

@@ -60,6 +60,7 @@ func defaults() *Config {
 		Outbox: OutboxConfig{
 			Schema:          "evproxy",
 			BatchSize:       2000,
+			BatchBytes:      16 << 20,
 			RelayWorkers:    4,
 			PollInterval:    time.Second,
 			Retry:           testRetry,
@@ -293,6 +294,7 @@ outbox {
   database_url    = "sqlite:data/outbox.db"
   batch_size      = 100
   relay_workers   = 8
+  batch_bytes     = "1MiB"
   poll_interval   = "250ms"
   max_retries     = 7
   retry_delay     = "2s"
@@ -320,7 +322,7 @@ route "rest" {
 			want: func(c *Config) {
 				c.Outbox = OutboxConfig{
 					Enabled: true, DatabaseURL: "sqlite:data/outbox.db", Schema: "evproxy",
-					BatchSize: 100, RelayWorkers: 8, PollInterval: 250 * time.Millisecond,
+					BatchSize: 100, BatchBytes: 1 << 20, RelayWorkers: 8, PollInterval: 250 * time.Millisecond,
 					Retry:     RetryPolicy{MaxRetries: 7, RetryDelay: 2 * time.Second, BackoffFactor: 1.5, MaxRetryDelay: time.Minute},
 					Retention: 24 * time.Hour, LeaseTTL: 30 * time.Second, PublishTimeout: time.Second,
 					BreakerFailures: 2, BreakerTimeout: 3 * time.Second,
@@ -808,6 +810,13 @@ func TestParseErrors(t *testing.T) {
 			pos:     "4:19",
 			summary: "Value out of range",
 			detail:  `outbox.relay_workers must be a whole number from 1 to 64, got 65`,
+		},
+		{
+			name:    "outbox batch_bytes too small",
+			src:     "kafka { embedded = true }\noutbox {\n  database_url = \"sqlite:o.db\"\n  batch_bytes  = \"512B\"\n}",
+			pos:     "4:18",
+			summary: "Size out of range",
+			detail:  `outbox.batch_bytes must be from 1KiB to 1GiB, got "512B"`,
 		},
 		{
 			name:    "outbox with unknown store",

@@ -18,6 +18,7 @@ const DefaultOutboxBatchSize = 2000
 // Outbox defaults; keep them in step with docs/configuration.md.
 const (
 	defaultOutboxRelayWorkers   = 4
+	defaultOutboxBatchBytes     = 16 << 20
 	maxOutboxRelayWorkers       = 64 // the lanes (outbox.Lanes)
 	maxOutboxBatchSize          = 100000
 	defaultOutboxPollInterval   = time.Second
@@ -62,6 +63,11 @@ type OutboxConfig struct {
 	// BatchSize is the most records the relay publishes at once
 	// (key batch_size). Defaults to 2000; 1 to 100000.
 	BatchSize int
+	// BatchBytes bounds what one claim of the relay holds: keys, values
+	// and headers (key batch_bytes, a size such as "16MiB"). A claim stops
+	// after the row that reaches it and always takes at least one row.
+	// Defaults to 16 MiB; 1KiB to 1GiB.
+	BatchBytes int64
 	// RelayWorkers is how many relay workers of this process claim and
 	// publish in parallel, each on its own share of the lanes the process
 	// holds (key relay_workers). Defaults to 4; 1 to 64 (the lanes).
@@ -113,6 +119,7 @@ type outboxBlock struct {
 	DatabaseURL     hcl.Expression `hcl:"database_url,optional"`
 	Schema          hcl.Expression `hcl:"schema,optional"`
 	BatchSize       hcl.Expression `hcl:"batch_size,optional"`
+	BatchBytes      hcl.Expression `hcl:"batch_bytes,optional"`
 	RelayWorkers    hcl.Expression `hcl:"relay_workers,optional"`
 	PollInterval    hcl.Expression `hcl:"poll_interval,optional"`
 	MaxRetries      hcl.Expression `hcl:"max_retries,optional"`
@@ -151,6 +158,7 @@ func (d *decoder) outbox(o *OutboxConfig, b *outboxBlock) {
 	*o = OutboxConfig{
 		Schema:          defaultOutboxSchema,
 		BatchSize:       DefaultOutboxBatchSize,
+		BatchBytes:      defaultOutboxBatchBytes,
 		RelayWorkers:    defaultOutboxRelayWorkers,
 		PollInterval:    defaultOutboxPollInterval,
 		Retry:           defaultRetry(),
@@ -188,6 +196,17 @@ func (d *decoder) outbox(o *OutboxConfig, b *outboxBlock) {
 	}
 	if n, st := d.integer(b.BatchSize, "outbox.batch_size", 1, maxOutboxBatchSize); st == valid {
 		o.BatchSize = int(n)
+	}
+	if s, st := d.str(b.BatchBytes, "outbox.batch_bytes"); st == valid {
+		n, err := parseSize(s)
+		switch {
+		case err != nil:
+			d.errorf(b.BatchBytes.Range(), "Invalid size", "outbox.batch_bytes %q: %v; use a size such as \"16MiB\"", s, err)
+		case n < 1<<10 || n > 1<<30:
+			d.errorf(b.BatchBytes.Range(), "Size out of range", "outbox.batch_bytes must be from 1KiB to 1GiB, got %q", s)
+		default:
+			o.BatchBytes = int64(n)
+		}
 	}
 	if n, st := d.integer(b.RelayWorkers, "outbox.relay_workers", 1, maxOutboxRelayWorkers); st == valid {
 		o.RelayWorkers = int(n)

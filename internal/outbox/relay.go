@@ -80,6 +80,10 @@ type RelayConfig struct {
 	// BatchSize is the most rows a worker claims and publishes at once
 	// (default 2000).
 	BatchSize int
+	// BatchBytes bounds a claim's keys, values and headers too (default
+	// 16 MiB): a claim stops after the row that reaches it, and always
+	// takes at least one row.
+	BatchBytes int64
 	// Workers relay disjoint sets of the held lanes in parallel (default
 	// 4); a key's lane belongs to one worker.
 	Workers int
@@ -135,6 +139,9 @@ type Relay struct {
 func NewRelay(store Store, pub Publisher, cfg RelayConfig) *Relay {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 2000
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 16 << 20
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
@@ -339,7 +346,7 @@ func (r *Relay) round(ctx context.Context, worker int) (bool, error) {
 	}
 	m := r.cfg.Metrics
 	start := time.Now()
-	rows, err := r.store.OutboxClaimBatch(ctx, &OutboxClaimBatchParams{Lanes: *lanes, Now: r.cfg.Now(), Limit: r.cfg.BatchSize})
+	rows, err := r.store.OutboxClaimBatch(ctx, &OutboxClaimBatchParams{Lanes: *lanes, Now: r.cfg.Now(), Limit: r.cfg.BatchSize, MaxBytes: r.cfg.BatchBytes})
 	if err != nil {
 		return false, fmt.Errorf("outbox: claim batch: %w", err)
 	}
@@ -347,7 +354,9 @@ func (r *Relay) round(ctx context.Context, worker int) (bool, error) {
 	if len(rows) == 0 {
 		return false, nil
 	}
-	full := len(rows) >= r.cfg.BatchSize
+	// Full: the claim stopped at a bound (rows or bytes), so more rows
+	// may be waiting; claim again at once.
+	full := len(rows) >= r.cfg.BatchSize || claimBytes(rows) >= r.cfg.BatchBytes
 
 	// Plugins for rows applications wrote.
 	outcomes := make([]RowOutcome, len(rows))
@@ -662,4 +671,17 @@ func (r *Relay) housekeeping(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// claimBytes is what a claim's byte bound counts of rows: keys, values and
+// headers as EncodeHeaders stores them (two 4-byte lengths per header).
+func claimBytes(rows []*Row) int64 {
+	var n int64
+	for _, r := range rows {
+		n += int64(len(r.Key) + len(r.Value))
+		for _, h := range r.Headers {
+			n += int64(8 + len(h.Key) + len(h.Value))
+		}
+	}
+	return n
 }

@@ -106,6 +106,12 @@ type OutboxClaimBatchParams struct {
 	// Now is the time deliver_at and retry times compare to.
 	Now   time.Time
 	Limit int
+	// MaxBytes, when positive, bounds the claim by size too: candidates
+	// (in (priority, id) order) stop at the first row that starts at or
+	// past MaxBytes of keys, values and headers, so a claim holds at most
+	// MaxBytes plus one row, and always at least one row. Rows cut off
+	// count as not claimed, so they hold back later rows of their key.
+	MaxBytes int64
 }
 
 // OutboxRetry is a row that failed and is tried again later.

@@ -260,3 +260,37 @@ func TestOutboxEmbeddedSQLite(t *testing.T) {
 	got := consume(t, kf.ListenAddrs()[0], "orders", n, 30*time.Second)
 	checkKeyOrder(t, got)
 }
+
+// batch_bytes bounds what one claim holds: with rows of about 520 bytes
+// and a 1 KiB bound, the relay claims at most 3 rows at a time, and still
+// publishes every row, in order per key.
+func TestOutboxByteBoundedClaims(t *testing.T) {
+	t.Parallel()
+	kf := startKafka(t)
+	schema := newSchema(t)
+	a := startApp(t, kf.ListenAddrs()[0], pgOutbox(schema, `batch_bytes = "1KiB"`, `relay_workers = 2`)+outboxRoutes)
+	cl := producer(t, a.ProxyAddr())
+	const n, keys = 400, 10
+	pad := make([]byte, 500)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := range n {
+		r := &kgo.Record{Topic: "orders", Key: []byte(fmt.Sprintf("k%d", i%keys)), Value: []byte(strconv.Itoa(i)),
+			Headers: []kgo.RecordHeader{{Key: "pad", Value: pad}}}
+		cl.Produce(ctx, r, func(r *kgo.Record, err error) { errs <- err })
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	recs := consume(t, kf.ListenAddrs()[0], "orders", n, 60*time.Second)
+	if per := checkKeyOrder(t, recs); len(per) != keys {
+		t.Fatalf("%d keys arrived, want %d", len(per), keys)
+	}
+	rounds := metric(t, a.AdminAddr(), "evproxy_outbox_publish_seconds_count")
+	if published := metric(t, a.AdminAddr(), "evproxy_outbox_published_total"); published != n || rounds < n/3 {
+		t.Fatalf("%v rows published in %v rounds, want %d rows in at least %d rounds (3 rows of ~520 B per 1 KiB claim)", published, rounds, n, n/3)
+	}
+}

@@ -5,6 +5,10 @@ import "strings"
 // The SQL of the store, all of it. {{schema}} is replaced with the schema
 // name by newQueries; migrations are in migration/main.
 
+// rowSize is the bytes of an outbox row c that a claim's byte bound
+// counts: its key, value and encoded headers.
+const rowSize = `(coalesce(octet_length(c.key), 0) + coalesce(octet_length(c.value), 0) + coalesce(octet_length(c.headers), 0))::bigint`
+
 // rowColumns are the outbox columns scanRow reads, in order.
 const rowColumns = `o.id, o.ce_id, o.topic, o.partition, o.key, o.value, o.headers, o.ts,
 	o.deliver_at, o.priority, o.processed, o.lane, o.attempts, o.last_error, o.created_at`
@@ -45,7 +49,9 @@ FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[], $5::bytea[], $6::byt
 ORDER BY m.ord
 ON CONFLICT (ce_id) DO NOTHING`
 
-	// sqlClaimBatch: $1 lanes (NULL: all), $2 now, $3 limit. The rules
+	// sqlClaimBatch: $1 lanes (NULL: all), $2 now, $3 limit, $4 most
+	// bytes (0: no bound; cand stops at the first row starting at or past
+	// it, keeping at least one, and the fallback likewise). The rules
 	// are outboxtest's (package doc, "Claiming"):
 	//
 	// eligible: due rows of the lanes not behind a row of their key that
@@ -88,17 +94,22 @@ ON CONFLICT (ce_id) DO NOTHING`
 	// a claim makes progress whenever a row is eligible. The gate is an
 	// uncorrelated condition: PostgreSQL skips the scan when it is false.
 	sqlClaimBatch = `WITH cand AS MATERIALIZED (
-	SELECT c.*
-	FROM {{schema}}.outbox c
-	WHERE ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
-		AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
-		AND (c.key IS NULL OR NOT EXISTS (
-			SELECT 1 FROM {{schema}}.outbox w
-			WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
-				AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
-				AND w.next_attempt_at > $2 AND w.deliver_at <= $2))
-	ORDER BY c.priority, c.id
-	LIMIT $3
+	SELECT s.* FROM (
+		SELECT l.*, sum(l.size) OVER (ORDER BY l.priority, l.id ROWS UNBOUNDED PRECEDING) - l.size AS before
+		FROM (
+			SELECT c.*, ` + rowSize + ` AS size
+			FROM {{schema}}.outbox c
+			WHERE ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
+				AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
+				AND (c.key IS NULL OR NOT EXISTS (
+					SELECT 1 FROM {{schema}}.outbox w
+					WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
+						AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
+						AND w.next_attempt_at > $2 AND w.deliver_at <= $2))
+			ORDER BY c.priority, c.id
+			LIMIT $3) l
+	) s
+	WHERE $4::bigint <= 0 OR s.before < $4::bigint
 ), fence AS (
 	SELECT k.topic, k.key, (
 		SELECT b.id FROM {{schema}}.outbox b
@@ -117,18 +128,23 @@ ON CONFLICT (ce_id) DO NOTHING`
 	FROM cand c LEFT JOIN fence f ON f.topic = c.topic AND f.key = c.key
 	WHERE f.id IS NULL OR c.id < f.id
 ), fallback AS (
-	SELECT c.id
-	FROM {{schema}}.outbox c
-	WHERE NOT EXISTS (SELECT 1 FROM pick) AND EXISTS (SELECT 1 FROM cand)
-		AND ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
-		AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
-		AND (c.key IS NULL OR NOT EXISTS (
-			SELECT 1 FROM {{schema}}.outbox w
-			WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
-				AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
-				AND w.next_attempt_at > $2 AND w.deliver_at <= $2))
-	ORDER BY c.id
-	LIMIT $3
+	SELECT f.id FROM (
+		SELECT l.id, sum(l.size) OVER (ORDER BY l.id ROWS UNBOUNDED PRECEDING) - l.size AS before
+		FROM (
+			SELECT c.id, ` + rowSize + ` AS size
+			FROM {{schema}}.outbox c
+			WHERE NOT EXISTS (SELECT 1 FROM pick) AND EXISTS (SELECT 1 FROM cand)
+				AND ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
+				AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
+				AND (c.key IS NULL OR NOT EXISTS (
+					SELECT 1 FROM {{schema}}.outbox w
+					WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
+						AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
+						AND w.next_attempt_at > $2 AND w.deliver_at <= $2))
+			ORDER BY c.id
+			LIMIT $3) l
+	) f
+	WHERE $4::bigint <= 0 OR f.before < $4::bigint
 )
 SELECT ` + rowColumns + `
 FROM cand o

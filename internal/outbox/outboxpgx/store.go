@@ -230,7 +230,7 @@ func (e *executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBa
 	if p.Limit <= 0 {
 		return nil, nil
 	}
-	rows, err := e.db.Query(ctx, e.q.claimBatch, lanesParam(p.Lanes), p.Now, p.Limit)
+	rows, err := e.db.Query(ctx, e.q.claimBatch, lanesParam(p.Lanes), p.Now, p.Limit, p.MaxBytes)
 	if err != nil {
 		return nil, wrapErr("claim batch", err)
 	}

@@ -105,7 +105,7 @@ func (e executor) OutboxClaimBatch(ctx context.Context, p *outbox.OutboxClaimBat
 	if p.Lanes != nil {
 		lanes = jsonInts(p.Lanes)
 	}
-	rows, err := e.queryPrepared(ctx, qClaim, lanes, now.UnixMilli(), p.Limit)
+	rows, err := e.queryPrepared(ctx, qClaim, lanes, now.UnixMilli(), p.Limit, p.MaxBytes)
 	if err != nil {
 		return nil, wrapErr("claim", err)
 	}

@@ -38,6 +38,10 @@ const (
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (ce_id) DO NOTHING`
 
+	// rowSize is the bytes of an outbox row o that a claim's byte bound
+	// counts: its key, value and encoded headers.
+	rowSize = `(coalesce(length(o.key), 0) + coalesce(length(o.value), 0) + coalesce(length(o.headers), 0))`
+
 	// claimDue is the filter of a claimable row o: in the lanes (?1, NULL
 	// for every lane), due at ?2, and not behind an earlier row of its
 	// (topic, key) that blocks it while waiting for a retry.
@@ -48,17 +52,23 @@ ON CONFLICT (ce_id) DO NOTHING`
 		WHERE b.blocks = 1 AND b.topic = o.topic AND b.key = o.key AND b.id < o.id
 			AND b.next_attempt_at > ?2 AND b.deliver_at <= ?2))`
 
-	// qClaim takes the ?3 claimable rows with the lowest (priority, id)
+	// qClaim takes the ?3 claimable rows with the lowest (priority, id),
+	// cut after the first row starting at or past ?4 bytes when ?4 > 0
 	// (cand), then drops every row with an earlier due row of its (topic,
 	// key) outside cand (a lower-priority row ahead of it in its key, cut
 	// by the limit): keys finds, per key, the first such row. If that
 	// drops every row, it takes the first ?3 claimable rows by id instead,
 	// which drops none. The result is in id order.
 	qClaim = `WITH cand AS MATERIALIZED (
-	SELECT o.id, o.topic, o.key FROM outbox o INDEXED BY outbox_claim
-	WHERE ` + claimDue + `
-	ORDER BY o.priority, o.id
-	LIMIT ?3
+	SELECT s.id, s.topic, s.key FROM (
+		SELECT l.*, sum(l.size) OVER (ORDER BY l.priority, l.id ROWS UNBOUNDED PRECEDING) - l.size AS before
+		FROM (
+			SELECT o.id, o.topic, o.key, o.priority, ` + rowSize + ` AS size FROM outbox o INDEXED BY outbox_claim
+			WHERE ` + claimDue + `
+			ORDER BY o.priority, o.id
+			LIMIT ?3) l
+	) s
+	WHERE ?4 <= 0 OR s.before < ?4
 ), keys AS MATERIALIZED (
 	SELECT c.topic, c.key, (
 		SELECT e.id FROM outbox e INDEXED BY outbox_topic_key
@@ -75,11 +85,15 @@ ON CONFLICT (ce_id) DO NOTHING`
 ), chosen AS (
 	SELECT id FROM picked
 	UNION ALL
-	SELECT id FROM (
-		SELECT o.id FROM outbox o
-		WHERE ` + claimDue + `
-		ORDER BY o.id
-		LIMIT CASE WHEN EXISTS (SELECT 1 FROM picked) THEN 0 ELSE ?3 END)
+	SELECT f.id FROM (
+		SELECT l.id, sum(l.size) OVER (ORDER BY l.id ROWS UNBOUNDED PRECEDING) - l.size AS before
+		FROM (
+			SELECT o.id, ` + rowSize + ` AS size FROM outbox o
+			WHERE ` + claimDue + `
+			ORDER BY o.id
+			LIMIT CASE WHEN EXISTS (SELECT 1 FROM picked) THEN 0 ELSE ?3 END) l
+	) f
+	WHERE ?4 <= 0 OR f.before < ?4
 )
 SELECT ` + rowColumns + `
 FROM outbox o

@@ -415,6 +415,7 @@ type claimRow struct {
 	key      string // "" is a nil key; "<empty>" the empty key
 	priority int32
 	future   bool // DeliverAt an hour after now
+	size     int  // > 0: the value is size bytes minus the key's
 }
 
 // claimRetry is a Complete(Retry) applied to row index i before claiming.
@@ -426,11 +427,12 @@ type claimRetry struct {
 
 func (s *suite) testClaimBatch(t *testing.T) {
 	cases := []struct {
-		name  string
-		rows  []claimRow
-		retry []claimRetry
-		limit int
-		want  []int // row indexes, in order
+		name     string
+		rows     []claimRow
+		retry    []claimRetry
+		limit    int
+		maxBytes int64 // OutboxClaimBatchParams.MaxBytes
+		want     []int // row indexes, in order
 	}{
 		{
 			name:  "IDOrder",
@@ -573,6 +575,34 @@ func (s *suite) testClaimBatch(t *testing.T) {
 			want:  []int{0},
 		},
 		{
+			name:     "BytesBound",
+			rows:     []claimRow{{key: "a", size: 100}, {key: "b", size: 100}, {key: "c", size: 100}, {key: "d", size: 100}},
+			limit:    10,
+			maxBytes: 250, // rows start at 0, 100, 200, 300 bytes
+			want:     []int{0, 1, 2},
+		},
+		{
+			name:     "BytesBoundAlwaysOneRow",
+			rows:     []claimRow{{key: "a", size: 1000}, {key: "b", size: 10}},
+			limit:    10,
+			maxBytes: 10,
+			want:     []int{0},
+		},
+		{
+			name:     "BytesBoundCutRowHoldsKeyBack",
+			rows:     []claimRow{{key: "k", priority: 5, size: 100}, {key: "l", size: 100}, {key: "k", size: 100}},
+			limit:    10,
+			maxBytes: 150, // candidates r1, r2; r0 (priority 5) is cut and fences r2
+			want:     []int{1},
+		},
+		{
+			name:     "BytesBoundFallback",
+			rows:     []claimRow{{key: "k", priority: 5, size: 100}, {key: "k", size: 100}},
+			limit:    10,
+			maxBytes: 50, // candidate r1 is fenced by r0: by id, r0 alone
+			want:     []int{0},
+		},
+		{
 			name:  "NonBlockingThenBlocking",
 			rows:  []claimRow{{key: "k"}, {key: "k"}, {key: "k"}, {key: "k"}},
 			retry: []claimRetry{{i: 0, in: time.Hour, blocks: false}, {i: 2, in: time.Hour, blocks: true}},
@@ -596,6 +626,9 @@ func (s *suite) testClaimBatch(t *testing.T) {
 					m.Key = []byte{}
 				}
 				m.Priority = r.priority
+				if r.size > 0 {
+					m.Value = make([]byte, r.size-len(m.Key))
+				}
 				if r.future {
 					m.DeliverAt = now.Add(time.Hour)
 				}
@@ -617,12 +650,19 @@ func (s *suite) testClaimBatch(t *testing.T) {
 			for i, j := range tc.want {
 				want[i] = fmt.Sprint("r", j)
 			}
-			got := eventIDs(claim(t, st, now, nil, tc.limit))
+			claimOnce := func() []string {
+				rows, err := st.OutboxClaimBatch(ctxFor(t), &outbox.OutboxClaimBatchParams{Now: now, Limit: tc.limit, MaxBytes: tc.maxBytes})
+				if err != nil {
+					t.Fatalf("OutboxClaimBatch: %v", err)
+				}
+				return eventIDs(rows)
+			}
+			got := claimOnce()
 			if !slices.Equal(got, want) {
 				t.Fatalf("claimed %v, want %v", got, want)
 			}
 			// A claim changes nothing.
-			if again := eventIDs(claim(t, st, now, nil, tc.limit)); !slices.Equal(again, got) {
+			if again := claimOnce(); !slices.Equal(again, got) {
 				t.Fatalf("second claim %v, first %v", again, got)
 			}
 		})
