@@ -293,11 +293,12 @@ func TestProcessAllocatesPerBatch(t *testing.T) {
 				})
 			}
 			// The test plugins allocate their verdicts (one slice per
-			// call, and the call log), like a real plugin's Process. A
-			// slice that grows with the batch may take one more
-			// allocation (the race detector's runtime differs); one per
-			// record would be hundreds more.
-			if small, large := allocs(10), allocs(1000); large > small+2 {
+			// call, and the call log), like a real plugin's Process.
+			// The scratch pool makes a few more allocations vary (under
+			// the race detector sync.Pool drops a quarter of what it is
+			// given, so the scratch's slices are sometimes made anew);
+			// one allocation per record would be about 1,000 more.
+			if small, large := allocs(10), allocs(1000); large > small+20 {
 				t.Fatalf("Process allocates %.0f times for 1000 records, %.0f for 10: allocations grow with records", large, small)
 			}
 		})
