@@ -15,11 +15,7 @@ func EncodeHeaders(hs []Header) []byte {
 	if len(hs) == 0 {
 		return nil
 	}
-	n := 0
-	for _, h := range hs {
-		n += 8 + len(h.Key) + len(h.Value)
-	}
-	b := make([]byte, 0, n)
+	b := make([]byte, 0, encodedHeadersLen(hs))
 	for _, h := range hs {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(h.Key)))
 		b = append(b, h.Key...)
@@ -31,6 +27,15 @@ func EncodeHeaders(hs []Header) []byte {
 		b = append(b, h.Value...)
 	}
 	return b
+}
+
+// encodedHeadersLen is len(EncodeHeaders(hs)), without encoding.
+func encodedHeadersLen(hs []Header) int {
+	n := 0
+	for _, h := range hs {
+		n += 8 + len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // errHeaders is wrapped by every DecodeHeaders error.

@@ -674,14 +674,11 @@ func (r *Relay) housekeeping(ctx context.Context) {
 }
 
 // claimBytes is what a claim's byte bound counts of rows: keys, values and
-// headers as EncodeHeaders stores them (two 4-byte lengths per header).
+// headers as EncodeHeaders stores them.
 func claimBytes(rows []*Row) int64 {
 	var n int64
 	for _, r := range rows {
-		n += int64(len(r.Key) + len(r.Value))
-		for _, h := range r.Headers {
-			n += int64(8 + len(h.Key) + len(h.Value))
-		}
+		n += int64(len(r.Key) + len(r.Value) + encodedHeadersLen(r.Headers))
 	}
 	return n
 }
