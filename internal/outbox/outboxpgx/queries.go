@@ -9,6 +9,19 @@ import "strings"
 // counts: its key, value and encoded headers.
 const rowSize = `(coalesce(octet_length(c.key), 0) + coalesce(octet_length(c.value), 0) + coalesce(octet_length(c.headers), 0))::bigint`
 
+// claimEligible is the filter of a claimable outbox row c ($1 lanes, NULL
+// for all; $2 now): in the lanes, due, and not behind an earlier row of
+// its (topic, key) that waits for a retry and blocks (a probe of
+// outbox_blocking_retry_idx). The claim's candidates and its fallback
+// share it.
+const claimEligible = `($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
+	AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
+	AND (c.key IS NULL OR NOT EXISTS (
+		SELECT 1 FROM {{schema}}.outbox w
+		WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
+			AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
+			AND w.next_attempt_at > $2 AND w.deliver_at <= $2))`
+
 // rowColumns are the outbox columns scanRow reads, in order.
 const rowColumns = `o.id, o.ce_id, o.topic, o.partition, o.key, o.value, o.headers, o.ts,
 	o.deliver_at, o.priority, o.processed, o.lane, o.attempts, o.last_error, o.created_at`
@@ -99,13 +112,7 @@ ON CONFLICT (ce_id) DO NOTHING`
 		FROM (
 			SELECT c.*, ` + rowSize + ` AS size
 			FROM {{schema}}.outbox c
-			WHERE ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
-				AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
-				AND (c.key IS NULL OR NOT EXISTS (
-					SELECT 1 FROM {{schema}}.outbox w
-					WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
-						AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
-						AND w.next_attempt_at > $2 AND w.deliver_at <= $2))
+			WHERE ` + claimEligible + `
 			ORDER BY c.priority, c.id
 			LIMIT $3) l
 	) s
@@ -134,13 +141,7 @@ ON CONFLICT (ce_id) DO NOTHING`
 			SELECT c.id, ` + rowSize + ` AS size
 			FROM {{schema}}.outbox c
 			WHERE NOT EXISTS (SELECT 1 FROM pick) AND EXISTS (SELECT 1 FROM cand)
-				AND ($1::smallint[] IS NULL OR c.lane = ANY($1::smallint[]))
-				AND c.deliver_at <= $2 AND c.next_attempt_at <= $2
-				AND (c.key IS NULL OR NOT EXISTS (
-					SELECT 1 FROM {{schema}}.outbox w
-					WHERE w.topic = c.topic AND w.key = c.key AND w.id < c.id
-						AND w.key IS NOT NULL AND w.blocks AND w.next_attempt_at > '-infinity'
-						AND w.next_attempt_at > $2 AND w.deliver_at <= $2))
+				AND ` + claimEligible + `
 			ORDER BY c.id
 			LIMIT $3) l
 	) f
